@@ -1,0 +1,130 @@
+"""HTTP endpoints (Flask blueprint): thin, every answer JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, g, request
+
+from . import metrics
+from .errors import BadRequest, UnknownService, UnsupportedHook
+from .prefetch import resolve
+from .runtime import Runtime
+from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
+
+log = logging.getLogger(__name__)
+bp = Blueprint("cds", __name__)
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["cds"]  # type: ignore[no-any-return]
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _json_body() -> Any:
+    """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested."""
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise BadRequest("the request body is empty; a JSON object is required")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
+    runtime = _runtime()
+    if runtime.too_deep(body):
+        raise BadRequest(f"JSON nested deeper than {runtime.settings.max_json_depth} levels")
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _service(service_id: str) -> None:
+    if service_id != _runtime().knowledge.service.id:
+        raise UnknownService(f"no CDS service with id {service_id!r}")
+    g.service_id = service_id
+
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    return json_response({"services": [_runtime().knowledge.service.discovery_entry()]})
+
+
+@bp.post("/cds-services/<service_id>")
+def invoke(service_id: str) -> Response:
+    """Evaluate one patient-view call."""
+    _service(service_id)
+    runtime = _runtime()
+    cds_request = parse_model(CdsRequest, _json_body(), "CDS Hooks request")
+    g.hook_instance = cds_request.hookInstance
+    definition = runtime.knowledge.service
+    if cds_request.hook != definition.hook:
+        raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
+    context = parse_model(PatientViewContext, cds_request.context, "context")
+    data = resolve(cds_request, definition, runtime.settings)
+    g.fhir_requests = data.fhir_requests
+    for key, source in data.sources.items():
+        metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
+    resources = [r for group in data.resources.values() for r in group]
+    evaluation = runtime.evaluator.evaluate(resources, context.patientId)
+    cards = evaluation.cards
+    shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, evaluation.findings, strict=True)]
+    runtime.store.remember_cards(service_id, cds_request.hookInstance, shown)
+    for _, topic, indicator in shown:
+        metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
+    g.card_topics = [topic for _, topic, _ in shown]
+    if evaluation.record.skipped:
+        log.info("evaluation skipped %d invalid resource(s)", len(evaluation.record.skipped))
+    return json_response(evaluation.response())
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    """Store card outcomes reported by the CDS client (idempotent)."""
+    _service(service_id)
+    items = parse_model(FeedbackRequest, _json_body(), "feedback").feedback
+    stored = _runtime().store.add_feedback(service_id, items)
+    return json_response({"received": len(items), "stored": stored})
+
+
+@bp.get("/cds-services/<service_id>/feedback/summary")
+def feedback_summary(service_id: str) -> Response:
+    """Per card topic: shown, accepted, overridden and override reasons."""
+    _service(service_id)
+    return json_response(_runtime().store.summary(service_id))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    runtime = _runtime()
+    checks = {"knowledge": "ok", "feedback_store": "ok"}
+    try:
+        runtime.store.ping()
+    except Exception as exc:  # any database failure means "not ready"; the reason is logged
+        log.warning("readiness: feedback store unreachable (%s)", type(exc).__name__)
+        checks["feedback_store"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks,
+            "knowledge": runtime.knowledge.summary()}
+    return json_response(body, 200 if ready else 503)
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> Response:
+    body, content_type = metrics.render_latest()
+    return Response(body, mimetype=content_type.split(";")[0], content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return Response(_runtime().openapi, mimetype="application/json")

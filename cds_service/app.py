@@ -1,0 +1,131 @@
+"""Application factory: settings → runtime → Flask app with CORS, JWT checks and JSON errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from . import metrics
+from .api import bp, json_response
+from .auth import AuthenticationFailed
+from .config import load_settings
+from .errors import CdsError
+from .logging_setup import configure_logging
+from .runtime import Runtime
+
+log = logging.getLogger("cds_service")
+access_log = logging.getLogger("cds_service.access")
+UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; `config` overrides `CDS_*` environment settings (keys are field names)."""
+    settings = load_settings(config)
+    configure_logging(settings.log_level)
+    runtime = Runtime.load(settings)
+    runtime.warm_up()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["TESTING"] = bool(settings.extra.get("TESTING", False))
+    app.extensions["cds"] = runtime
+    CORS(
+        app,
+        resources={r"/cds-services*": {"origins": list(settings.cors_origins)}},
+        allow_headers=["Authorization", "Content-Type"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+    )
+    app.register_blueprint(bp)
+    _install_auth(app, runtime)
+    _install_errors(app)
+    _install_request_log(app)
+    log.info("service ready", extra={"event": "startup", "knowledge": runtime.knowledge.summary(),
+                                     "auth": settings.auth, "production": settings.production})
+    return app
+
+
+def _audience(runtime: Runtime) -> str:
+    """The URL the client called, as the JWT's `aud` must name it (CDS_PUBLIC_BASE_URL behind a proxy)."""
+    base = runtime.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
+    return base + request.path
+
+
+def _install_auth(app: Flask, runtime: Runtime) -> None:
+    verifier = runtime.verifier
+    if verifier is None:
+        return
+
+    @app.before_request
+    def _verify_jwt() -> Response | None:
+        if request.method == "OPTIONS" or request.path in UNAUTHENTICATED_PATHS:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise AuthenticationFailed("missing_token")
+            client = verifier.verify(token.strip(), audience=_audience(runtime))
+        except AuthenticationFailed as exc:
+            metrics.JWT_REJECTIONS.labels(reason=exc.reason).inc()
+            log.warning("JWT rejected", extra={"event": "auth_rejected", "reason": exc.reason,
+                                               "path": request.path})
+            response = json_response({"error": "unauthorized"}, 401)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        g.client_iss = client.iss
+        return None
+
+
+def _install_errors(app: Flask) -> None:
+    @app.errorhandler(CdsError)
+    def _cds_error(exc: CdsError) -> Response:
+        g.error = exc.code
+        return json_response(exc.to_dict(), exc.status_code)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        g.error = code
+        return json_response({"error": code, "message": exc.description or exc.name},
+                             exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        g.error = "internal_error"
+        body = {"error": "internal_error", "message": "the service failed to evaluate this request"}
+        return json_response(body, 500)
+
+
+def _install_request_log(app: Flask) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(response: Response) -> Response:
+        duration = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.REQUESTS.labels(endpoint=endpoint, method=request.method,
+                                status=str(response.status_code)).inc()
+        metrics.LATENCY.labels(endpoint=endpoint).observe(duration)
+        if request.path.startswith("/cds-services"):
+            access_log.info("request", extra={
+                "event": "request",
+                "method": request.method,
+                "endpoint": endpoint,
+                "service_id": g.get("service_id"),
+                "hook_instance": g.get("hook_instance"),
+                "status": response.status_code,
+                "duration_ms": round(duration * 1000, 1),
+                "card_topics": g.get("card_topics", []),
+                "fhir_requests": g.get("fhir_requests", 0),
+                "error": g.get("error"),
+            })
+        return response

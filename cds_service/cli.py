@@ -1,0 +1,107 @@
+"""Command line: `knee-cds serve` and `knee-cds evaluate FILE` (offline evaluation for review)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .config import ConfigError, load_settings
+from .evaluation import Evaluation, Evaluator
+from .fhir_client import bundle_resources
+from .knowledge import KnowledgeError, load_knowledge
+from .render import CardSource
+
+
+def _resources_and_patient(document: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """Resources and patient id from a CDS Hooks request file or a FHIR Bundle."""
+    if document.get("resourceType") == "Bundle":
+        resources = bundle_resources(document)
+        patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+        if patient is None:
+            raise ValueError("the Bundle holds no Patient")
+        return resources, str(patient.get("id"))
+    if "hook" in document and isinstance(document.get("context"), dict):
+        resources = []
+        for value in (document.get("prefetch") or {}).values():
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+                resources += bundle_resources(value)
+            elif isinstance(value, dict) and value.get("resourceType") != "OperationOutcome":
+                resources.append(value)
+        return resources, str(document["context"].get("patientId"))
+    raise ValueError("not a CDS Hooks request or a FHIR Bundle")
+
+
+def _print_text(evaluation: Evaluation) -> None:
+    record = evaluation.record
+    print(f"Patient {record.patient_id}, age {record.age_years}, evaluated at {record.now:%Y-%m-%d %H:%M} UTC")
+    if not evaluation.cards:
+        print("No cards: evaluated, nothing found.")
+    for card in evaluation.cards:
+        topic = card.source.topic.code if card.source.topic else "?"
+        print(f"\n[{card.indicator.upper()}] {topic}: {card.summary}")
+        print("  " + (card.detail or "").replace("\n", "\n  "))
+        for suggestion in card.suggestions or []:
+            print(f"  → suggestion: {suggestion.label}")
+    if record.skipped:
+        print(f"\nSkipped invalid resources: {', '.join(record.skipped)}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    settings = load_settings({"cards_dir": args.cards} if args.cards else None)
+    evaluator = Evaluator(load_knowledge(settings.cards_dir),
+                          CardSource(settings.source_label, settings.source_url or None))
+    document = orjson.loads(Path(args.file).read_bytes())
+    if not isinstance(document, dict):
+        raise ValueError("the file must hold a JSON object")
+    resources, patient_id = _resources_and_patient(document)
+    now = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC) if args.as_of else None
+    evaluation = evaluator.evaluate(resources, patient_id, now)
+    if args.json:
+        sys.stdout.write(orjson.dumps(evaluation.response(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _print_text(evaluation)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("CDS_AUTH", "off")
+    argv = ["gunicorn", "--config", str(args.config), "--bind", f"{args.host}:{args.port}",
+            "cds_service.wsgi:app"]
+    os.execvp(argv[0], argv)  # replaces this process; gunicorn takes over signals
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="knee-cds", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8080")))
+    serve.add_argument("--config", type=Path,
+                       default=Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py")
+    serve.set_defaults(handler=_serve)
+    evaluate = commands.add_parser("evaluate", help="evaluate a CDS Hooks request file or a FHIR Bundle")
+    evaluate.add_argument("file")
+    evaluate.add_argument("--json", action="store_true", help="print the CDS Hooks response JSON")
+    evaluate.add_argument("--as-of", help="evaluate as at this date/time (ISO 8601), e.g. 2026-11-21")
+    evaluate.add_argument("--cards", help="knowledge directory (default: CDS_CARDS_DIR or ./cards)")
+    evaluate.set_defaults(handler=_evaluate)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (KnowledgeError, ConfigError) as exc:
+        print(f"knee-cds: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"knee-cds: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Settings: defaults, then `CDS_*` environment variables, then an explicit mapping (tests)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _as_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+def _as_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; the README's configuration table mirrors this class."""
+
+    cards_dir: Path = DEFAULT_CARDS_DIR
+    database_url: str = "sqlite:///var/feedback.sqlite3"
+    auth: str = "off"
+    production: bool = False
+    allow_insecure_dev: bool = False
+    trusted_issuers: str = ""
+    public_base_url: str = ""
+    fhir_server_allowlist: tuple[str, ...] = ()
+    fhir_connect_timeout: float = 2.0
+    fhir_read_timeout: float = 4.0
+    fhir_deadline: float = 8.0
+    fhir_retries: int = 1
+    fhir_max_pages: int = 10
+    fhir_page_size: int = 200
+    fhir_max_workers: int = 8
+    cors_origins: tuple[str, ...] = ("*",)
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 64
+    jwt_leeway_seconds: int = 60
+    source_label: str = "Posterior knee pain CDS"
+    source_url: str = ""
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> Settings:
+        """Reject combinations a hospital must not run with; return self for chaining."""
+        if self.auth not in {"off", "required"}:
+            raise ConfigError(f"CDS_AUTH must be 'off' or 'required', not {self.auth!r}")
+        if self.production and self.auth == "off" and not self.allow_insecure_dev:
+            raise ConfigError(
+                "CDS_AUTH=off is refused in production mode (CDS_PRODUCTION=true); "
+                "set CDS_AUTH=required, or CDS_ALLOW_INSECURE_DEV=true for a local trial only"
+            )
+        if self.auth == "required" and not self.trusted_issuers:
+            raise ConfigError("CDS_AUTH=required needs CDS_TRUSTED_ISSUERS (a trust file)")
+        for prefix in self.fhir_server_allowlist:
+            if not prefix.startswith(("https://", "http://")):
+                raise ConfigError(f"CDS_FHIR_SERVER_ALLOWLIST entry is not a URL: {prefix!r}")
+        if self.fhir_connect_timeout <= 0 or self.fhir_read_timeout <= 0:
+            raise ConfigError("FHIR timeouts must be positive")
+        if not self.cards_dir.is_dir():
+            raise ConfigError(f"CDS_CARDS_DIR is not a directory: {self.cards_dir}")
+        return self
+
+
+_CONVERTERS: dict[str, Any] = {
+    "cards_dir": Path,
+    "production": _as_bool,
+    "allow_insecure_dev": _as_bool,
+    "fhir_server_allowlist": _as_list,
+    "cors_origins": _as_list,
+    "fhir_connect_timeout": float,
+    "fhir_read_timeout": float,
+    "fhir_deadline": float,
+    "fhir_retries": int,
+    "fhir_max_pages": int,
+    "fhir_page_size": int,
+    "fhir_max_workers": int,
+    "max_body_bytes": int,
+    "max_json_depth": int,
+    "jwt_leeway_seconds": int,
+}
+
+
+def _convert(name: str, value: Any) -> Any:
+    converter = _CONVERTERS.get(name)
+    if converter is None or not isinstance(value, str):
+        if name in {"fhir_server_allowlist", "cors_origins"} and isinstance(value, list):
+            return tuple(value)
+        if name == "cards_dir" and not isinstance(value, Path):
+            return Path(value)
+        return value
+    try:
+        return converter(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"CDS_{name.upper()}: {exc}") from exc
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from `CDS_<NAME>` variables, then `overrides` (keys are field names)."""
+    env = os.environ if environ is None else environ
+    names = {f.name for f in fields(Settings)} - {"extra"}
+    values: dict[str, Any] = {}
+    for name in names:
+        raw = env.get(f"CDS_{name.upper()}")
+        if raw is not None:
+            values[name] = _convert(name, raw)
+    extra: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key in names:
+            values[key] = _convert(key, value)
+        else:
+            extra[key] = value
+    return replace(Settings(), **values, extra=extra).validate()

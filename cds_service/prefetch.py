@@ -1,0 +1,176 @@
+"""Prefetch resolution: use what the client sent, fetch what is missing, or answer 412.
+
+Per key (CDS Hooks 2.0 §Prefetch Template): a resource or searchset Bundle is used as is (its `next`
+pages are fetched from fhirServer); `null` means "no data" and is not fetched; an OperationOutcome or an
+absent key is fetched from fhirServer. All fetches of one request run concurrently over one Session
+within one deadline. Anything that cannot be obtained raises PrefetchUnavailable (412).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+from .errors import BadRequest, PrefetchUnavailable
+from .fhir_client import (
+    FetchLimits,
+    FhirClient,
+    FhirFetchError,
+    bundle_resources,
+    is_allowed_server,
+    make_session,
+    next_link,
+)
+from .service_definition import ServiceDefinition, fill_template
+from .wire import CdsRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResolvedData:
+    """Resources per prefetch key, and where each key's data came from."""
+
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    fhir_requests: int = 0
+
+
+def _limits(settings: Settings) -> FetchLimits:
+    return FetchLimits(
+        connect_timeout=settings.fhir_connect_timeout,
+        read_timeout=settings.fhir_read_timeout,
+        retries=settings.fhir_retries,
+        max_pages=settings.fhir_max_pages,
+        deadline=settings.fhir_deadline,
+    )
+
+
+def _classify(key: str, value: Any) -> str:
+    """'null', 'fetch' or 'use' for one prefetch value; BadRequest when it is not FHIR JSON."""
+    if value is None:
+        return "null"
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        raise BadRequest(f"invalid prefetch: {key!r} is not a FHIR resource or Bundle", key=key)
+    if value["resourceType"] == "OperationOutcome":
+        return "fetch"
+    return "use"
+
+
+class _ClientFactory:
+    """Creates the one FhirClient of a request, after checking the server is allowed."""
+
+    def __init__(self, request: CdsRequest, settings: Settings) -> None:
+        self._request = request
+        self._settings = settings
+        self._client: FhirClient | None = None
+
+    def unavailable_reason(self) -> str | None:
+        server = self._request.fhirServer
+        if not server:
+            return "no fhirServer in the request"
+        if not is_allowed_server(
+            server, self._settings.fhir_server_allowlist, https_only=self._settings.production
+        ):
+            log.warning("fhirServer refused: not on CDS_FHIR_SERVER_ALLOWLIST or not https")
+            return "fhirServer is not allowed by this service's configuration"
+        return None
+
+    def get(self) -> FhirClient:
+        if self._client is None:
+            token = self._request.fhirAuthorization
+            self._client = FhirClient(
+                base_url=str(self._request.fhirServer),
+                access_token=token.access_token if token else None,
+                limits=_limits(self._settings),
+                session=make_session(self._settings.fhir_retries, self._settings.fhir_max_workers),
+            )
+        return self._client
+
+    @property
+    def request_count(self) -> int:
+        return self._client.request_count if self._client else 0
+
+
+def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settings) -> ResolvedData:
+    """Resolve every prefetch key of `definition` for `request`."""
+    prefetch = request.prefetch or {}
+    data = ResolvedData()
+    clients = _ClientFactory(request, settings)
+    to_fetch: dict[str, str] = {}
+    to_continue: dict[str, dict[str, Any]] = {}
+    for key, template in definition.prefetch.items():
+        state = _classify(key, prefetch[key]) if key in prefetch else "fetch"
+        if state == "null":
+            data.resources[key] = []
+            data.sources[key] = "null"
+        elif state == "use":
+            value = prefetch[key]
+            if value["resourceType"] == "Bundle":
+                data.resources[key] = bundle_resources(value)
+                if next_link(value):
+                    to_continue[key] = value
+            else:
+                data.resources[key] = [value]
+            data.sources[key] = "prefetch"
+        else:
+            url = fill_template(template, request.context)
+            if url is None:
+                raise PrefetchUnavailable("a prefetch template token has no value", keys=[key])
+            to_fetch[key] = url
+    if to_fetch or to_continue:
+        reason = clients.unavailable_reason()
+        if reason:
+            keys = sorted([*to_fetch, *to_continue])
+            raise PrefetchUnavailable(f"required data is missing and {reason}", keys=keys)
+        _fetch_all(clients.get(), to_fetch, to_continue, data, settings)
+    data.fhir_requests = clients.request_count
+    return data
+
+
+def _fetch_all(
+    client: FhirClient,
+    to_fetch: dict[str, str],
+    to_continue: dict[str, dict[str, Any]],
+    data: ResolvedData,
+    settings: Settings,
+) -> None:
+    """Fetch missing keys and remaining pages concurrently; raise 412 naming what failed."""
+    started = time.monotonic()
+    workers = max(1, min(settings.fhir_max_workers, len(to_fetch) + len(to_continue)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
+    futures: dict[Future[list[dict[str, Any]]], str] = {}
+    for key, url in to_fetch.items():
+        futures[pool.submit(client.fetch, url)] = key
+    for key, bundle in to_continue.items():
+        futures[pool.submit(client.collect_pages, bundle)] = key
+    try:
+        done, pending = wait(futures, timeout=settings.fhir_deadline, return_when=FIRST_EXCEPTION)
+        failed_early = any(f.exception() is not None for f in done)
+        pending_reason = "abandoned" if failed_early else "deadline"
+        failures: dict[str, str] = {futures[f]: pending_reason for f in pending}
+        for future in done:
+            key = futures[future]
+            error = future.exception()
+            if error is None:
+                data.resources[key] = future.result()
+                data.sources[key] = "fetched" if key in to_fetch else "prefetch+pages"
+            elif isinstance(error, FhirFetchError):
+                failures[key] = error.reason
+            else:
+                log.error("FHIR fetch of %s failed unexpectedly: %s", key, type(error).__name__)
+                failures[key] = "internal"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if failures:
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+        log.warning("prefetch unavailable: %s after %d ms", failures, elapsed_ms)
+        raise PrefetchUnavailable(
+            "required data could not be obtained from the FHIR server",
+            keys=sorted(failures),
+            reasons={key: failures[key] for key in sorted(failures)},
+        )

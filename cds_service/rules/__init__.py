@@ -1,0 +1,110 @@
+"""The rules: pure functions of the PatientRecord, combined into the list of findings.
+
+`evaluate` applies the scope gate, runs every rule, then resolves overlaps:
+cauda-equina absorbs neuro-deficit and sciatica; acute-limb-ischemia absorbs pad-claudication;
+no msk-self-care card beside a critical card; persistent-pain only when nothing else fired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..findings import INDICATOR_RANK, Evidence, Finding
+from ..record.model import Fact, PatientRecord
+from .dvt import dvt_rule, wells_score
+from .infection import septic_arthritis_rule
+from .msk import (
+    acute_knee_injury_rule,
+    bakers_cyst_rule,
+    cannot_bear_weight_rule,
+    msk_self_care_rule,
+    persistent_pain_rule,
+)
+from .neuro import cauda_equina_rule, neuro_deficit_rule, sciatica_rule
+from .pe import pe_rule
+from .vascular import acute_limb_ischaemia_rule, pad_rule
+
+# Placeholders each topic's rule provides beyond {evidence} {not_documented} {thresholds} {age}.
+PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "dvt-likely": frozenset({"score", "score_table", "anticoagulant"}),
+    "dvt-possible": frozenset({"score", "score_table", "anticoagulant"}),
+    "pe-suspected": frozenset({"pe_score", "pe_features", "score_table"}),
+    "septic-arthritis": frozenset({"temperature"}),
+    "pad-claudication": frozenset({"abi"}),
+    "msk-self-care": frozenset({"nsaid_reason"}),
+}
+
+CONCEPTS_USED = frozenset({
+    "knee-complaint", "leg-swelling", "dvt", "dvt-history", "pe", "pe-history", "active-cancer",
+    "chemotherapy", "lower-limb-paralysis", "leg-immobilisation", "bedridden", "major-surgery",
+    "deep-vein-tenderness", "entire-leg-swollen", "calf-swelling", "pitting-oedema",
+    "collateral-veins", "alternative-diagnosis", "calf-circumference-difference", "dyspnoea",
+    "chest-pain", "haemoptysis", "back-pain", "sciatica", "cauda-equina",
+    "bladder-bowel-dysfunction", "saddle-anaesthesia", "bilateral-leg-symptoms", "foot-drop",
+    "leg-weakness", "septic-arthritis", "hot-swollen-joint", "fever", "acute-limb-ischaemia",
+    "limb-ischaemia-signs", "limb-paraesthesia", "cannot-bear-weight", "acute-knee-injury", "pad",
+    "pad-rest-pain", "ankle-brachial-index", "bakers-cyst", "bakers-cyst-ruptured", "msk-strain",
+    "renal-disease", "pregnancy", "body-temperature", "heart-rate", "oxygen-saturation", "d-dimer",
+    "anticoagulants", "nsaids", "venous-duplex", "result-negative",
+})
+
+THRESHOLDS_USED = frozenset({
+    "adult_age_years", "fever_celsius", "tachycardia_above_per_min", "hypoxaemia_below_percent",
+    "wells_dvt_likely_at_least", "pe_wells_likely_above", "calf_swelling_cm_at_least",
+    "abi_pad_at_most", "d_dimer_negative_below_ug_per_ml_feu", "surgery_within_days_dvt",
+    "surgery_within_days_pe", "immobilisation_within_days", "cancer_treatment_within_days",
+    "new_symptom_within_days", "symptom_observation_within_days", "complaint_recent_days",
+    "vitals_within_hours", "episode_within_days", "acute_injury_within_days",
+    "persistent_pain_after_days",
+})
+
+
+def current_complaints(record: PatientRecord, t: Mapping[str, float],
+                       scope_concepts: Sequence[str]) -> list[Fact]:
+    """Facts that put the patient in scope: a current posterior knee or calf complaint."""
+    found: list[Fact] = []
+    for concept in scope_concepts:
+        found += record.findings(concept, t["complaint_recent_days"], t["symptom_observation_within_days"])
+    return found
+
+
+def _with_complaint(finding: Finding, complaint: Fact) -> Finding:
+    line: Evidence = complaint.evidence(f"Current complaint: {complaint.label}")
+    if any(e.reference == line.reference for e in finding.evidence):
+        return finding
+    return Finding(**{**finding.__dict__, "evidence": (line, *finding.evidence)})
+
+
+def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequence[str],
+             indicator_of: Callable[[Finding], str]) -> list[Finding]:
+    """All findings for the record, most urgent first; empty when out of scope or nothing applies.
+
+    `indicator_of` gives a finding's card indicator (the indicators are data in cards/).
+    """
+    complaints = current_complaints(record, t, scope_concepts)
+    if not complaints:
+        return []
+    wells = wells_score(record, t)
+    dvt = dvt_rule(record, t, wells)
+    ces = cauda_equina_rule(record, t)
+    ali = acute_limb_ischaemia_rule(record, t)
+    candidates = [
+        dvt, pe_rule(record, t, dvt, wells), ces,
+        None if ces else neuro_deficit_rule(record, t),
+        septic_arthritis_rule(record, t), ali,
+        cannot_bear_weight_rule(record, t), acute_knee_injury_rule(record, t),
+        None if ali else pad_rule(record, t), bakers_cyst_rule(record, t),
+    ]
+    findings = [f for f in candidates if f is not None]
+    red_flag = ces or any(f.topic == "neuro-deficit" for f in findings)
+    if not red_flag and (sciatica := sciatica_rule(record, t)):
+        findings.append(sciatica)
+    if not any(indicator_of(f) == "critical" for f in findings):
+        self_care = msk_self_care_rule(record, t)
+        if self_care:
+            findings.append(self_care)
+    if not findings:
+        persistent = persistent_pain_rule(record, t, complaints)
+        findings = [persistent] if persistent else []
+    findings = [_with_complaint(f, complaints[0]) for f in findings]
+    return sorted(findings, key=lambda f: INDICATOR_RANK[indicator_of(f)])

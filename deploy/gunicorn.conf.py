@@ -1,0 +1,160 @@
+"""gunicorn settings for the CDS service, used by `make run` and by the container image.
+
+    gunicorn --config deploy/gunicorn.conf.py cds_service.wsgi:app
+
+Environment (all optional):
+    CDS_BIND                 address to listen on             127.0.0.1:8080 (image: 0.0.0.0:8080)
+    CDS_WORKERS              worker processes                 2
+    CDS_THREADS              threads per worker (gthread)     4
+    CDS_LOG_LEVEL            gunicorn error-log level         info
+    CDS_ACCESS_LOG           "-" (stdout), a path, or "off"   -
+    CDS_FORWARDED_ALLOW_IPS  proxies whose X-Forwarded-* headers are trusted (gunicorn's default)
+    PROMETHEUS_MULTIPROC_DIR set: metrics are shared between workers through files in this directory
+                             (emptied when the master starts); unset: each worker counts on its own
+
+Access log: one JSON object per request on stdout (see `access_log_format`). The query string and
+the request body are never logged: CDS Hooks calls carry patient data in the body only, and no
+endpoint of the service takes identifiers in the query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from gunicorn.glogging import Logger, SafeAtoms
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, not {raw!r}") from exc
+    if value < 1:
+        raise SystemExit(f"{name} must be at least 1, not {value}")
+    return value
+
+
+# --- server socket and workers ---------------------------------------------------------------
+bind = [os.environ.get("CDS_BIND", "").strip() or "127.0.0.1:8080"]
+workers = _env_int("CDS_WORKERS", 2)
+threads = _env_int("CDS_THREADS", 4)
+worker_class = "gthread"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Each worker imports the app itself: no state (sockets, thread pools, DB connections, metrics
+# values) is shared across fork, and prometheus_client picks its multiprocess mode per worker.
+preload_app = False
+if os.environ.get("CDS_FORWARDED_ALLOW_IPS"):
+    forwarded_allow_ips = os.environ["CDS_FORWARDED_ALLOW_IPS"]
+# Heartbeat files on a RAM disk when there is one (a read-only root has no writable /tmp otherwise).
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    worker_tmp_dir = "/dev/shm"
+
+# gunicorn >= 25 opens a control socket under $HOME (or $XDG_RUNTIME_DIR); the container's root
+# file system is read-only and nothing uses `gunicornc` in production, so it is switched off.
+# The setting only exists from 25.1; older gunicorn (>=23 is allowed) has no socket to disable.
+try:
+    from gunicorn.config import ControlSocketDisable as _ControlSocketDisable  # noqa: F401
+except ImportError:  # pragma: no cover - gunicorn < 25.1
+    pass
+else:
+    control_socket_disable = True
+
+# --- logging ---------------------------------------------------------------------------------
+loglevel = (os.environ.get("CDS_LOG_LEVEL", "").strip() or "info").lower()
+errorlog = "-"  # stderr
+_access = os.environ.get("CDS_ACCESS_LOG", "-").strip() or "-"
+accesslog = None if _access.lower() == "off" else _access
+
+# One JSON object per line. Every atom is JSON-escaped by JsonAccessLogger.atoms() before it is
+# substituted, so a quote or backslash in a header cannot break the line. Unquoted atoms are
+# numbers.
+access_log_format = (
+    '{"time": "%(t)s", "type": "access", "remote_addr": "%(h)s", "method": "%(m)s", '
+    '"path": "%(U)s", "protocol": "%(H)s", "status": %(s)s, "bytes": %(B)s, '
+    '"duration_ms": %(M)s, "duration_us": %(D)s, "user_agent": "%(a)s", '
+    '"request_id": "%({x-request-id}i)s", "forwarded_for": "%({x-forwarded-for}i)s", '
+    '"pid": %(P)s}'
+)
+
+
+class _PreEscapedAtoms(SafeAtoms):
+    """SafeAtoms ('-' for a missing atom, header names case-insensitive) without its own quoting:
+    JsonAccessLogger.atoms() has already escaped every value for JSON."""
+
+    def __init__(self, atoms):  # type: ignore[no-untyped-def]
+        dict.__init__(self, atoms)
+
+
+class JsonAccessLogger(Logger):
+    """gunicorn's logger with JSON-safe access-log atoms and an ISO 8601 UTC timestamp."""
+
+    atoms_wrapper_class = _PreEscapedAtoms
+    _NUMERIC = frozenset({"s", "B", "M", "D", "T", "P"})
+
+    def now(self) -> str:
+        t = time.time()
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        safe: dict[str, object] = {}
+        for key, value in atoms.items():
+            if key in self._NUMERIC:
+                safe[key] = _as_number(value)
+            elif value is None:
+                safe[key] = "-"
+            else:
+                # json.dumps gives a quoted, escaped string; drop the quotes, the template has them.
+                safe[key] = json.dumps(str(value), ensure_ascii=False)[1:-1]
+        safe["P"] = os.getpid()
+        return safe
+
+
+def _as_number(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).split(None, 1)[0])
+    except (ValueError, IndexError):
+        return 0
+
+
+logger_class = JsonAccessLogger
+
+
+# --- Prometheus multiprocess support ---------------------------------------------------------
+def _multiproc_dir() -> Path | None:
+    raw = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    return Path(raw) if raw else None
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Master, once: start every run with an empty metrics directory (stale files skew counts)."""
+    directory = _multiproc_dir()
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    server.log.info("prometheus multiprocess directory %s emptied", directory)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Master, per dead worker: drop its live-gauge files so they stop being reported."""
+    if _multiproc_dir() is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
