@@ -60,11 +60,11 @@ LABEL org.opencontainers.image.title="posterior-knee-cds" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
 
-# A system user with a real home (gunicorn >= 25 would put its control socket under $HOME; the
+# An unprivileged user with a real home (gunicorn >= 25 would put its control socket under $HOME; the
 # config disables it, the home keeps other tools happy). /var/lib/cds holds the SQLite feedback
 # store: mount a volume (or emptyDir) there when the root file system is read-only.
-RUN groupadd --system --gid 10001 cds \
- && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /home/cds --create-home \
+RUN groupadd --gid 10001 cds \
+ && useradd --no-log-init --uid 10001 --gid 10001 --home-dir /home/cds --create-home \
       --shell /usr/sbin/nologin cds \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/cds
 

@@ -14,8 +14,11 @@ LATERALITIES = frozenset({"left", "right", "bilateral"})
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 # Negation cues just before a phrase ("no calf pain", "denies saddle numbness"): the match is ignored.
 NEGATION = re.compile(
-    r"\b(no|not|denies|denied|without|negative for|absent|absence of|free of|resolved)\b[^.;,]{0,25}$"
+    r"\b(no|not|denies|denied|without|negative for|absent|absence of|free of|resolved|"
+    r"history of|family history of|fh of|risk of|screening for|rule out|ruled out)\b[^.;,]{0,25}$"
 )
+# Words that turn a phrase into another concept just before it: "hay fever", "glandular fever".
+FALSE_FRIEND = re.compile(r"\b(hay|glandular|rheumatic|scarlet|yellow|typhoid|dengue|lassa|q)[\s-]+$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ class CodeList:
         lowered = text.lower()
         for pattern, entry in self.phrases:
             for hit in pattern.finditer(lowered):
-                if not NEGATION.search(lowered[: hit.start()]):
+                before = lowered[: hit.start()]
+                if not NEGATION.search(before) and not FALSE_FRIEND.search(before):
                     return ConceptMatch(entry, "text")
         return None
 

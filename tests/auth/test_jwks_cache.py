@@ -209,7 +209,7 @@ class RecordingSession(requests.Session):
         super().__init__()
         self.calls: list[dict[str, Any]] = []
 
-    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         self.calls.append(kwargs)
         return super().get(url, **kwargs)
 

@@ -14,7 +14,17 @@ from cryptography.hazmat.primitives import serialization
 
 from cds_service.auth import AuthenticationFailed, JwtVerifier
 
-from .support import AUD, ISS_A, ISS_B, FakeClock, Minter, SigningKey, b64url, compact
+from .support import (
+    AUD,
+    ISS_A,
+    ISS_B,
+    FakeClock,
+    JwksServer,
+    Minter,
+    SigningKey,
+    b64url,
+    compact,
+)
 
 
 @dataclass
@@ -38,7 +48,7 @@ def ctx(
     rsa_key: SigningKey,
     ec256_key: SigningKey,
     attacker_key: SigningKey,
-    jwks_server,
+    jwks_server: JwksServer,
 ) -> Ctx:
     """Everything the attack rows need."""
     return Ctx(minter, verifier, ec_key, rsa_key, ec256_key, attacker_key, jwks_server.url)
@@ -203,7 +213,7 @@ def test_es384_and_rs384_are_accepted(
 
 
 def test_sandbox_shaped_token_with_allowed_jku_is_accepted(
-    minter: Minter, verifier: JwtVerifier, ec_key: SigningKey, jwks_server
+    minter: Minter, verifier: JwtVerifier, ec_key: SigningKey, jwks_server: JwksServer
 ) -> None:
     token = minter.token(ec_key, headers={"jku": jwks_server.url})
     assert verifier.verify(token, AUD).kid == ec_key.kid
