@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 FHIR_JSON = "application/fhir+json"
@@ -154,7 +155,9 @@ class FhirClient:
                 )
             except requests.exceptions.Timeout:
                 raise FhirFetchError("timeout", "FHIR server did not answer in time") from None
-            except requests.exceptions.ConnectionError:
+            except requests.exceptions.ConnectionError as exc:
+                if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                    raise FhirFetchError("timeout", "FHIR server did not answer in time") from None
                 raise FhirFetchError("connection", "FHIR server unreachable") from None
             except requests.exceptions.RequestException as exc:
                 raise FhirFetchError("request_failed", type(exc).__name__) from None

@@ -46,3 +46,5 @@ def configure_logging(level: str = "INFO") -> None:
         handler._cds_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = True
+    # urllib3 logs retried URLs (they carry patient ids in search parameters): keep it quiet
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

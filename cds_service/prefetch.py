@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics
 from .config import Settings
 from .errors import BadRequest, PrefetchUnavailable
 from .fhir_client import (
@@ -166,6 +167,11 @@ def _fetch_all(
                 failures[key] = "internal"
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+    metrics.FHIR_FETCH_LATENCY.labels(outcome="failed" if failures else "ok").observe(
+        time.monotonic() - started
+    )
+    for reason in failures.values():
+        metrics.FHIR_FETCH_FAILURES.labels(reason=reason).inc()
     if failures:
         elapsed_ms = round((time.monotonic() - started) * 1000)
         log.warning("prefetch unavailable: %s after %d ms", failures, elapsed_ms)
