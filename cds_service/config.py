@@ -50,7 +50,6 @@ class Settings:
     fhir_deadline: float = 8.0
     fhir_retries: int = 1
     fhir_max_pages: int = 10
-    fhir_page_size: int = 200
     fhir_max_workers: int = 8
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 16 * 1024 * 1024
@@ -93,7 +92,6 @@ _CONVERTERS: dict[str, Any] = {
     "fhir_deadline": float,
     "fhir_retries": int,
     "fhir_max_pages": int,
-    "fhir_page_size": int,
     "fhir_max_workers": int,
     "max_body_bytes": int,
     "max_json_depth": int,
