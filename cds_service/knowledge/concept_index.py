@@ -1,7 +1,8 @@
 """One index over every code list: which concepts a CodeableConcept belongs to, answered fast.
 
 A real record holds thousands of resources with a few hundred distinct codes and texts, so answers are
-cached per (system, code) and per text.
+cached per (system, code), per text, and per whole CodeableConcept (its text and the system, code and
+display of each coding): a repeated CodeableConcept costs one dictionary look-up.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from .codes import CodeList, ConceptMatch, normalise_code
 
 _CACHE_LIMIT = 50_000
+_Matches = tuple[tuple[str, ConceptMatch], ...]
 
 
 class ConceptIndex:
@@ -22,14 +24,14 @@ class ConceptIndex:
         self._lists = dict(lists)
         self._code_cache: dict[tuple[str, str], tuple[ConceptMatch, ...]] = {}
         self._text_cache: dict[str, tuple[ConceptMatch, ...]] = {}
+        self._concept_cache: dict[Any, _Matches] = {}
         self._lock = threading.Lock()
 
     @property
     def concepts(self) -> frozenset[str]:
         return frozenset(self._lists)
 
-    def _remember(self, cache: dict[Any, tuple[ConceptMatch, ...]], key: Any,
-                  value: tuple[ConceptMatch, ...]) -> tuple[ConceptMatch, ...]:
+    def _remember(self, cache: dict[Any, Any], key: Any, value: Any) -> Any:
         with self._lock:
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
@@ -61,34 +63,51 @@ class ConceptIndex:
 
     def match(self, concept: Any) -> dict[str, ConceptMatch]:
         """Concepts of a raw CodeableConcept: codes first; text only for concepts no code matched."""
-        if not isinstance(concept, Mapping):
-            return {}
-        result: dict[str, ConceptMatch] = {}
+        return dict(self._match_items(concept))
+
+    def _match_items(self, concept: Any) -> _Matches:
+        """`match` as (concept, match) pairs, cached per CodeableConcept content."""
+        if type(concept) is not dict and not isinstance(concept, Mapping):
+            return ()
+        # The answer depends only on the text and on each coding's system, code and display (a value
+        # that is not a string counts as absent), so that is the cache key.
         codings = concept.get("coding")
-        codings = codings if isinstance(codings, list) else []
-        for coding in codings:
-            if not isinstance(coding, Mapping):
-                continue
-            system, code = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(code, str) and code:
+        parts = []
+        if isinstance(codings, list):
+            for c in codings:
+                if type(c) is dict or isinstance(c, Mapping):
+                    system, code, display = c.get("system"), c.get("code"), c.get("display")
+                    parts.append((system if isinstance(system, str) else None,
+                                  code if isinstance(code, str) else None,
+                                  display if isinstance(display, str) else None))
+        text = concept.get("text")
+        key = (text if isinstance(text, str) else None, tuple(parts))
+        cached = self._concept_cache.get(key)
+        if cached is None:
+            cached = self._remember(self._concept_cache, key, self._match_key(*key))
+        return cached
+
+    def _match_key(self, text: str | None,
+                   codings: tuple[tuple[str | None, str | None, str | None], ...]) -> _Matches:
+        result: dict[str, ConceptMatch] = {}
+        for system, code, _ in codings:
+            if system is not None and code:
                 for match in self.coding_matches(system, code):
                     result.setdefault(match.entry.concept, match)
-        texts = [concept.get("text")] + [c.get("display") for c in codings if isinstance(c, Mapping)]
-        for text in texts:
-            if isinstance(text, str) and text:
-                for match in self.text_matches(text):
+        for item in (text, *(display for _, _, display in codings)):
+            if item:
+                for match in self.text_matches(item):
                     result.setdefault(match.entry.concept, match)
-        return result
+        return tuple(result.items())
 
     def match_many(self, *concepts: Any) -> dict[str, ConceptMatch]:
         """Union of `match` over several CodeableConcepts (first match per concept wins)."""
         result: dict[str, ConceptMatch] = {}
         for concept in concepts:
-            if isinstance(concept, list):
-                for item in concept:
-                    for name, match in self.match(item).items():
-                        result.setdefault(name, match)
-            else:
-                for name, match in self.match(concept).items():
-                    result.setdefault(name, match)
+            if concept is None:
+                continue
+            for item in concept if isinstance(concept, list) else (concept,):
+                for name, match in self._match_items(item):
+                    if name not in result:
+                        result[name] = match
         return result

@@ -242,13 +242,19 @@ class RecordBuilder:
         by_type: dict[str, list[dict[str, Any]]] = {}
         seen: set[tuple[str, str]] = set()
         for raw in resources:
-            if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
+            if not isinstance(raw, dict):
                 continue
-            key = (raw["resourceType"], str(raw.get("id") or id(raw)))
+            kind = raw.get("resourceType")
+            if not isinstance(kind, str):
+                continue
+            key = (kind, str(raw.get("id") or id(raw)))
             if key in seen:
                 continue
             seen.add(key)
-            by_type.setdefault(raw["resourceType"], []).append(raw)
+            group = by_type.get(kind)
+            if group is None:
+                by_type[kind] = group = []
+            group.append(raw)
         skipped: list[str] = []
         patient = self._patient(by_type.get("Patient", []), patient_id, skipped)
         birth = parse_fhir_datetime(patient.get("birthDate")) if patient else None

@@ -1,17 +1,19 @@
 """The rules: pure functions of the PatientRecord, combined into the list of findings.
 
 `evaluate` applies the scope gate, runs every rule, then resolves overlaps:
-cauda-equina absorbs neuro-deficit and sciatica; acute-limb-ischemia absorbs pad-claudication;
-no msk-self-care card beside a critical card; persistent-pain only when nothing else fired.
+cauda-equina absorbs neuro-deficit and sciatica; septic-arthritis absorbs cannot-bear-weight; beside a
+critical card the less urgent differentials (PAD, Baker's cyst, sciatica, self-care) are left out, and
+beside neuro-deficit so are Baker's cyst and sciatica; persistent-pain only when nothing else fired.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from ..findings import INDICATOR_RANK, Evidence, Finding
 from ..record.model import Fact, PatientRecord
-from .dvt import dvt_rule, wells_score
+from .dvt import dvt_excluded, dvt_rule, wells_score
 from .infection import septic_arthritis_rule
 from .msk import (
     acute_knee_injury_rule,
@@ -51,7 +53,7 @@ CONCEPTS_USED = frozenset({
 THRESHOLDS_USED = frozenset({
     "adult_age_years", "fever_celsius", "tachycardia_above_per_min", "hypoxaemia_below_percent",
     "wells_dvt_likely_at_least", "pe_wells_likely_above", "calf_swelling_cm_at_least",
-    "abi_pad_at_most", "d_dimer_negative_below_ug_per_ml_feu", "surgery_within_days_dvt",
+    "abi_pad_at_most", "d_dimer_negative_at_most_ug_per_ml_feu", "surgery_within_days_dvt",
     "surgery_within_days_pe", "immobilisation_within_days", "cancer_treatment_within_days",
     "new_symptom_within_days", "symptom_observation_within_days", "complaint_recent_days",
     "vitals_within_hours", "episode_within_days", "acute_injury_within_days",
@@ -72,7 +74,7 @@ def _with_complaint(finding: Finding, complaint: Fact) -> Finding:
     line: Evidence = complaint.evidence(f"Current complaint: {complaint.label}")
     if any(e.reference == line.reference for e in finding.evidence):
         return finding
-    return Finding(**{**finding.__dict__, "evidence": (line, *finding.evidence)})
+    return replace(finding, evidence=(line, *finding.evidence))
 
 
 def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequence[str],
@@ -87,24 +89,32 @@ def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequ
     wells = wells_score(record, t)
     dvt = dvt_rule(record, t, wells)
     ces = cauda_equina_rule(record, t)
+    deficit = None if ces else neuro_deficit_rule(record, t)
+    septic = septic_arthritis_rule(record, t)
+    weight = cannot_bear_weight_rule(record, t)
+    if septic and weight:  # with fever, inability to bear weight is part of the critical card
+        septic = _absorb(septic, weight)
+        weight = None
     ali = acute_limb_ischaemia_rule(record, t)
-    candidates = [
-        dvt, pe_rule(record, t, dvt, wells), ces,
-        None if ces else neuro_deficit_rule(record, t),
-        septic_arthritis_rule(record, t), ali,
-        cannot_bear_weight_rule(record, t), acute_knee_injury_rule(record, t),
-        None if ali else pad_rule(record, t), bakers_cyst_rule(record, t),
-    ]
-    findings = [f for f in candidates if f is not None]
-    red_flag = ces or any(f.topic == "neuro-deficit" for f in findings)
-    if not red_flag and (sciatica := sciatica_rule(record, t)):
-        findings.append(sciatica)
-    if not any(indicator_of(f) == "critical" for f in findings):
-        self_care = msk_self_care_rule(record, t)
-        if self_care:
-            findings.append(self_care)
+    findings = [f for f in (dvt, pe_rule(record, t, dvt, wells), ces, deficit, septic, ali, weight,
+                            acute_knee_injury_rule(record, t)) if f is not None]
+    critical = any(indicator_of(f) == "critical" for f in findings)
+    if not critical:  # less urgent differentials are info, unless a red flag fires (criteria §1.5)
+        neuro = deficit is not None
+        less_urgent = (
+            pad_rule(record, t),
+            None if neuro else bakers_cyst_rule(record, t, dvt_excluded(record, t)),
+            None if neuro else sciatica_rule(record, t),
+            msk_self_care_rule(record, t),
+        )
+        findings += [f for f in less_urgent if f is not None]
     if not findings:
         persistent = persistent_pain_rule(record, t, complaints)
         findings = [persistent] if persistent else []
     findings = [_with_complaint(f, complaints[0]) for f in findings]
     return sorted(findings, key=lambda f: INDICATOR_RANK[indicator_of(f)])
+
+
+def _absorb(finding: Finding, other: Finding) -> Finding:
+    """`finding` with the evidence of `other` appended (one card instead of two)."""
+    return replace(finding, evidence=(*finding.evidence, *other.evidence))

@@ -123,6 +123,16 @@ def _episode_results(record: PatientRecord, t: Mapping[str, float]) -> tuple[Fac
     return duplex, d_dimer
 
 
+def dvt_excluded(record: PatientRecord, t: Mapping[str, float]) -> bool:
+    """NG158: a negative scan and a negative D-dimer in this episode exclude DVT."""
+    duplex, d_dimer = _episode_results(record, t)
+    return bool(
+        duplex is not None and duplex.conclusion == "negative"
+        and d_dimer is not None and d_dimer.quantity is not None
+        and d_dimer.quantity.value <= t["d_dimer_negative_at_most_ug_per_ml_feu"]
+    )
+
+
 def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -> Finding | None:
     """dvt-likely (Wells ≥ 2), dvt-possible (≤ 1 with a sign or risk factor), or nothing."""
     if record.age_years is not None and record.age_years < t["adult_age_years"]:
@@ -140,7 +150,7 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
         evidence.append(ordered[0].evidence("Venous duplex already ordered"))
     dimer_negative = None
     if d_dimer is not None and d_dimer.quantity is not None:
-        dimer_negative = d_dimer.quantity.value < t["d_dimer_negative_below_ug_per_ml_feu"]
+        dimer_negative = d_dimer.quantity.value <= t["d_dimer_negative_at_most_ug_per_ml_feu"]
         evidence.append(d_dimer.evidence("D-dimer"))
     topic = "dvt-likely" if wells.score >= t["wells_dvt_likely_at_least"] else "dvt-possible"
     if duplex is not None and duplex.conclusion == "negative":
@@ -170,5 +180,5 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
         },
         not_documented=wells.not_documented,
         thresholds=("wells_dvt_likely_at_least", "adult_age_years", "surgery_within_days_dvt",
-                    "calf_swelling_cm_at_least", "d_dimer_negative_below_ug_per_ml_feu"),
+                    "calf_swelling_cm_at_least", "d_dimer_negative_at_most_ug_per_ml_feu"),
     )

@@ -27,8 +27,8 @@ def acute_knee_injury_rule(record: PatientRecord, t: Mapping[str, float]) -> Fin
                    thresholds=("acute_injury_within_days",))
 
 
-def bakers_cyst_rule(record: PatientRecord, t: Mapping[str, float]) -> Finding | None:
-    """Baker's cyst; a ruptured cyst says DVT must be excluded (they can coexist)."""
+def bakers_cyst_rule(record: PatientRecord, t: Mapping[str, float], dvt_excluded: bool) -> Finding | None:
+    """Baker's cyst; a ruptured cyst says DVT must be excluded (they can coexist) unless it was."""
     days = t["symptom_observation_within_days"]
     ruptured = record.findings("bakers-cyst-ruptured", t["complaint_recent_days"], days)
     cyst = record.active_conditions("bakers-cyst")
@@ -37,7 +37,7 @@ def bakers_cyst_rule(record: PatientRecord, t: Mapping[str, float]) -> Finding |
     return Finding(
         topic="bakers-cyst",
         evidence=tuple(f.evidence() for f in (*cyst[:1], *ruptured[:1])),
-        variant="ruptured" if ruptured else None,
+        variant=("dvt_excluded" if dvt_excluded else "ruptured") if ruptured else None,
     )
 
 

@@ -66,6 +66,7 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
     return Finding(
         topic="pe-suspected",
         evidence=tuple(evidence),
+        variant=None if score > t["pe_wells_likely_above"] else "unlikely",
         values={
             "pe_score": f"{score:g}",
             "pe_features": ", ".join(name for name, _ in features),
