@@ -47,19 +47,6 @@ RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /t
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE=https://example.invalid/posterior-knee-cds
-ARG CREATED=unknown
-
-LABEL org.opencontainers.image.title="posterior-knee-cds" \
-      org.opencontainers.image.description="CDS Hooks 2.0 service (patient-view): posterior knee pain red flags and differentials" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}"
-
 # An unprivileged user with a real home (gunicorn >= 25 would put its control socket under $HOME; the
 # config disables it, the home keeps other tools happy). /var/lib/cds holds the SQLite feedback
 # store: mount a volume (or emptyDir) there when the root file system is read-only.
@@ -92,3 +79,17 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python3", "/app/healthcheck.py"]
 
 CMD ["gunicorn", "--config", "/app/gunicorn.conf.py", "cds_service.wsgi:app"]
+
+# Metadata last: a new build date or revision does not invalidate the cached layers above.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=https://example.invalid/posterior-knee-cds
+ARG CREATED=unknown
+
+LABEL org.opencontainers.image.title="posterior-knee-cds" \
+      org.opencontainers.image.description="CDS Hooks 2.0 service (patient-view): posterior knee pain red flags and differentials" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"

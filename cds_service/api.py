@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import metrics
-from .errors import BadRequest, UnknownService, UnsupportedHook
+from .errors import BadRequest, StoreUnavailable, UnknownService, UnsupportedHook
 from .prefetch import resolve
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
@@ -74,7 +75,11 @@ def invoke(service_id: str) -> Response:
     evaluation = runtime.evaluator.evaluate(resources, context.patientId)
     cards = evaluation.cards
     shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, evaluation.findings, strict=True)]
-    runtime.store.remember_cards(service_id, cds_request.hookInstance, shown)
+    try:
+        runtime.store.remember_cards(service_id, cds_request.hookInstance, shown)
+    except SQLAlchemyError as exc:  # the cards still go out: remembering them is for feedback only
+        metrics.FEEDBACK_STORE_ERRORS.labels(operation="remember_cards").inc()
+        log.error("could not remember the cards shown: %s", type(exc).__name__)
     for _, topic, indicator in shown:
         metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
@@ -88,7 +93,12 @@ def feedback(service_id: str) -> Response:
     """Store card outcomes reported by the CDS client (idempotent)."""
     _service(service_id)
     items = parse_model(FeedbackRequest, _json_body(), "feedback").feedback
-    stored = _runtime().store.add_feedback(service_id, items)
+    try:
+        stored = _runtime().store.add_feedback(service_id, items)
+    except SQLAlchemyError as exc:
+        metrics.FEEDBACK_STORE_ERRORS.labels(operation="add_feedback").inc()
+        log.error("feedback not stored: %s", type(exc).__name__)
+        raise StoreUnavailable("the feedback store is unavailable; nothing was stored, send it again") from None
     return json_response({"received": len(items), "stored": stored})
 
 
@@ -96,7 +106,12 @@ def feedback(service_id: str) -> Response:
 def feedback_summary(service_id: str) -> Response:
     """Per card topic: shown, accepted, overridden and override reasons."""
     _service(service_id)
-    return json_response(_runtime().store.summary(service_id))
+    try:
+        return json_response(_runtime().store.summary(service_id))
+    except SQLAlchemyError as exc:
+        metrics.FEEDBACK_STORE_ERRORS.labels(operation="summary").inc()
+        log.error("feedback summary failed: %s", type(exc).__name__)
+        raise StoreUnavailable("the feedback store is unavailable") from None
 
 
 @bp.get("/healthz")
@@ -110,7 +125,7 @@ def readyz() -> Response:
     checks = {"knowledge": "ok", "feedback_store": "ok"}
     try:
         runtime.store.ping()
-    except Exception as exc:  # any database failure means "not ready"; the reason is logged
+    except SQLAlchemyError as exc:  # any database failure means "not ready"; the reason is logged
         log.warning("readiness: feedback store unreachable (%s)", type(exc).__name__)
         checks["feedback_store"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())

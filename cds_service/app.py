@@ -42,9 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_age=600,
     )
     app.register_blueprint(bp)
+    _install_request_log(app)  # first, so its timer also covers refused JWTs
     _install_auth(app, runtime)
     _install_errors(app)
-    _install_request_log(app)
     log.info("service ready", extra={"event": "startup", "knowledge": runtime.knowledge.summary(),
                                      "auth": settings.auth, "production": settings.production})
     return app

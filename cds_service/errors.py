@@ -5,7 +5,8 @@ CdsError                      (status 400; JSON body {"error": code, "message": 
  ├── UnsupportedHook          400  the request's hook is not the service's hook
  ├── UnknownService           404  no service with that id
  ├── PayloadTooLarge          413  body over CDS_MAX_BODY_BYTES
- └── PrefetchUnavailable      412  required data could not be obtained (per CDS Hooks spec)
+ ├── PrefetchUnavailable      412  required data could not be obtained (per CDS Hooks spec)
+ └── StoreUnavailable         503  the feedback store cannot take the feedback (not acknowledged)
 
 Every answer carries a JSON body; none carries a stack trace.
 """
@@ -62,3 +63,10 @@ class PrefetchUnavailable(CdsError):
 
     status_code = 412
     code = "prefetch_unavailable"
+
+
+class StoreUnavailable(CdsError):
+    """The feedback database is unreachable: feedback is refused, so the client may resend it."""
+
+    status_code = 503
+    code = "feedback_store_unavailable"

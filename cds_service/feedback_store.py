@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .wire import FeedbackItem
 
@@ -76,7 +78,19 @@ class FeedbackStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = self._make_engine(url)
-        metadata.create_all(self.engine)
+        self._create_tables()
+
+    def _create_tables(self, attempts: int = 5) -> None:
+        """Create the tables; several workers starting on an empty database may race to do it."""
+        for attempt in range(attempts):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError):
+                # another worker created a table between our check and our CREATE: check again
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @staticmethod
     def _make_engine(url: str) -> Engine:

@@ -110,3 +110,10 @@ def render_latest() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+FEEDBACK_STORE_ERRORS = Counter(
+    "cds_feedback_store_errors",
+    "Feedback-store operations that failed (remember_cards, add_feedback, summary), by operation.",
+    ["operation"],
+)

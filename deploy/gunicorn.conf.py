@@ -19,7 +19,9 @@ endpoint of the service takes identifiers in the query.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
 import shutil
 import time
@@ -74,16 +76,41 @@ errorlog = "-"  # stderr
 _access = os.environ.get("CDS_ACCESS_LOG", "-").strip() or "-"
 accesslog = None if _access.lower() == "off" else _access
 
-# One JSON object per line. Every atom is JSON-escaped by JsonAccessLogger.atoms() before it is
-# substituted, so a quote or backslash in a header cannot break the line. Unquoted atoms are
-# numbers.
+# One JSON object per line, with the same leading fields as the service's own logs (time, level,
+# logger, message, event). Every atom is JSON-escaped by JsonAccessLogger.atoms() before it is
+# substituted, so a quote, backslash or newline in a header cannot break the line. Unquoted atoms
+# are numbers.
 access_log_format = (
-    '{"time": "%(t)s", "type": "access", "remote_addr": "%(h)s", "method": "%(m)s", '
-    '"path": "%(U)s", "protocol": "%(H)s", "status": %(s)s, "bytes": %(B)s, '
-    '"duration_ms": %(M)s, "duration_us": %(D)s, "user_agent": "%(a)s", '
-    '"request_id": "%({x-request-id}i)s", "forwarded_for": "%({x-forwarded-for}i)s", '
-    '"pid": %(P)s}'
+    '{"time": "%(t)s", "level": "INFO", "logger": "gunicorn.access", "message": "access", '
+    '"event": "access", "remote_addr": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+    '"protocol": "%(H)s", "status": %(s)s, "bytes": %(B)s, "duration_ms": %(M)s, '
+    '"duration_us": %(D)s, "user_agent": "%(a)s", "request_id": "%({x-request-id}i)s", '
+    '"forwarded_for": "%({x-forwarded-for}i)s", "pid": %(P)s}'
 )
+
+
+def _iso_now(timestamp: float | None = None) -> str:
+    moment = dt.datetime.fromtimestamp(time.time() if timestamp is None else timestamp, dt.UTC)
+    return moment.isoformat(timespec="milliseconds")
+
+
+class _JsonErrorFormatter(logging.Formatter):
+    """gunicorn's own messages (start, stop, worker boot and exit) as JSON lines on stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": _iso_now(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "event": "server",
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            # gunicorn logs a traceback only when a worker fails to boot (bad config, import
+            # error): the service handles every exception of a request itself.
+            line["exception"] = record.exc_info[0].__name__
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
 
 
 class _PreEscapedAtoms(SafeAtoms):
@@ -95,14 +122,18 @@ class _PreEscapedAtoms(SafeAtoms):
 
 
 class JsonAccessLogger(Logger):
-    """gunicorn's logger with JSON-safe access-log atoms and an ISO 8601 UTC timestamp."""
+    """gunicorn's logger writing JSON: access lines on stdout, its own messages on stderr."""
 
     atoms_wrapper_class = _PreEscapedAtoms
     _NUMERIC = frozenset({"s", "B", "M", "D", "T", "P"})
 
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(_JsonErrorFormatter())
+
     def now(self) -> str:
-        t = time.time()
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+        return _iso_now()
 
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)

@@ -14,6 +14,6 @@ opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 try:
     with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
         sys.exit(0 if 200 <= response.status < 300 else 1)
-except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy"
+except Exception as exc:  # any failure means "unhealthy"
     print(f"healthcheck failed: {exc}", file=sys.stderr)
     sys.exit(1)

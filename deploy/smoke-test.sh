@@ -5,7 +5,8 @@
 # capabilities dropped, no new privileges), except CDS_AUTH=off with CDS_ALLOW_INSECURE_DEV=true so
 # an unsigned request is accepted, on a loopback port. Then: waits for /healthz, checks /readyz,
 # GET /cds-services, POSTs a patient-view request with prefetch (a Patient and an active Condition
-# ICD-10-CM M79.662 "pain in left lower leg"; empty searchsets for the other keys), runs the image's
+# ICD-10-CM M79.662 "pain in left lower leg"; empty searchsets for the other keys) and the same with
+# a calf strain added (which must yield a card, so card rendering is exercised), runs the image's
 # HEALTHCHECK command, reads /metrics and checks that the access log lines are JSON. Prints the
 # status codes and the card count, removes the container, exits non-zero on any failure.
 #
@@ -13,6 +14,7 @@
 #   IMAGE        image to test      (default localhost/posterior-knee-cds:<version in pyproject.toml>)
 #   ENGINE       podman | docker    (default: the first that works)
 #   SMOKE_PORT   host loopback port (default: a free one)
+#   SMOKE_MIN_CARDS  fail when the patient-view call returns fewer cards (default 0: only print the count)
 #   KEEP=1       leave the container running for inspection
 set -euo pipefail
 
@@ -57,7 +59,7 @@ run_args=(
   --detach --name "$name"
   --publish "127.0.0.1:$port:8080"
   --read-only
-  --tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777
+  --tmpfs "/tmp:rw,nosuid,nodev,size=64m,mode=1777"
   --cap-drop ALL
   --security-opt no-new-privileges
   --env CDS_AUTH=off
@@ -67,11 +69,11 @@ run_args=(
 # /var/lib/cds (SQLite feedback store) as a tmpfs owned by the image's user (uid 10001).
 # podman 4.3 ignores mode= on a tmpfs over an image directory; its U option chowns instead.
 if [ "$engine" = podman ]; then
-  run_args+=(--tmpfs /var/lib/cds:rw,nosuid,nodev,size=64m,U)
+  run_args+=(--tmpfs "/var/lib/cds:rw,nosuid,nodev,size=64m,U")
   # No systemd here to drive podman's healthcheck timer: the check is run by hand below.
   run_args+=(--no-healthcheck)
 else
-  run_args+=(--tmpfs /var/lib/cds:rw,nosuid,nodev,size=64m,uid=10001,gid=10001)
+  run_args+=(--tmpfs "/var/lib/cds:rw,nosuid,nodev,size=64m,uid=10001,gid=10001")
 fi
 
 log "engine $engine, image $IMAGE, port 127.0.0.1:$port"
@@ -79,7 +81,7 @@ log "engine $engine, image $IMAGE, port 127.0.0.1:$port"
 
 # The HTTP part is plain Python (standard library only): the host needs no curl or jq.
 set +e
-"$PYTHON" - "$port" <<'PY'
+"$PYTHON" - "$port" "${SMOKE_MIN_CARDS:-0}" <<'PY'
 import json
 import sys
 import time
@@ -87,6 +89,7 @@ import urllib.error
 import urllib.request
 
 port = int(sys.argv[1])
+min_cards = int(sys.argv[2])
 base = f"http://127.0.0.1:{port}"
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 failures: list[str] = []
@@ -207,8 +210,30 @@ status, body = call("POST", "/cds-services/posterior-knee-pain", request)
 expect(status == 200, f"service call is {status}: {body[:300]!r}")
 cards = json.loads(body).get("cards", []) if status == 200 else []
 print(f"     cards: {len(cards)}")
+expect(len(cards) >= min_cards, f"{len(cards)} cards, SMOKE_MIN_CARDS={min_cards}")
 for card in cards:
     print(f"       [{card.get('indicator')}] {card.get('summary')}")
+
+# The same patient with a calf muscle strain (ICD-10-CM S86.112A) as well: the self-care rule fires,
+# so the card texts from /app/cards are rendered inside the image.
+strain = json.loads(json.dumps(condition))
+strain["id"] = "smoke-cond-2"
+strain["code"] = {
+    "coding": [{
+        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+        "code": "S86.112A",
+        "display": "Strain of muscle(s) and tendon(s) of posterior muscle group at lower leg level, left leg",
+    }]
+}
+request["prefetch"]["conditions"] = searchset(condition, strain)
+request["hookInstance"] = "0b9e7c1a-2f4d-4c8e-8a61-3d5f7e9a1b2c"
+status, body = call("POST", "/cds-services/posterior-knee-pain", request)
+expect(status == 200, f"service call (with strain) is {status}: {body[:300]!r}")
+cards = json.loads(body).get("cards", []) if status == 200 else []
+print(f"     cards (with calf strain): {len(cards)}")
+for card in cards:
+    print(f"       [{card.get('indicator')}] {card.get('summary')}")
+expect(len(cards) >= 1, "no card rendered for a calf strain (msk-self-care expected)")
 
 status, body = call("GET", "/metrics")
 expect(status == 200, "/metrics is not 200")
@@ -237,8 +262,8 @@ else
 fi
 
 # Access log: gunicorn writes one JSON object per request on stdout.
-access_lines="$("$engine" logs "$name" 2>/dev/null | grep -c '"type": "access"' || true)"
-if ! "$engine" logs "$name" 2>/dev/null | grep '"type": "access"' | "$PYTHON" -c '
+access_lines="$("$engine" logs "$name" 2>/dev/null | grep -c '"logger": "gunicorn.access"' || true)"
+if ! "$engine" logs "$name" 2>/dev/null | grep '"logger": "gunicorn.access"' | "$PYTHON" -c '
 import json, sys
 n = 0
 for line in sys.stdin:

@@ -105,3 +105,42 @@ def test_feedback_for_a_card_not_remembered_counts_as_unknown(client: FlaskClien
     summary = client.get(SERVICE_URL + "/feedback/summary").get_json()
     assert {"topic": "unknown", "shown": 0, "accepted": 0, "overridden": 1, "acceptanceRate": 0.0,
             "overrideReasons": [{"code": "(no reason given)", "count": 1}]} in summary["topics"]
+
+
+def test_database_outage_never_costs_a_card_and_never_acknowledges_feedback(app: Any) -> None:
+    from sqlalchemy import create_engine
+
+    client = app.test_client()
+    store = app.extensions["cds"].store
+    store.engine.dispose()
+    store.engine = create_engine("sqlite:////nonexistent-dir/feedback.sqlite3")  # every call fails
+    cards = dvt_cards(client)
+    assert any(c["source"]["topic"]["code"] == "dvt-likely" for c in cards)  # evaluation unaffected
+    refused = client.post(FEEDBACK_URL, json={"feedback": [accepted(cards[0])]})
+    assert refused.status_code == 503
+    assert refused.get_json()["error"] == "feedback_store_unavailable"
+    assert client.get(SERVICE_URL + "/feedback/summary").status_code == 503
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["feedback_store"] == "unreachable"
+
+
+def test_two_stores_creating_tables_at_once_both_start(tmp_path: Path) -> None:
+    import threading
+
+    from cds_service.feedback_store import FeedbackStore
+
+    url = f"sqlite:///{tmp_path}/race.sqlite3"
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            FeedbackStore(url).close()
+        except BaseException as exc:  # noqa: BLE001 - the test reports any failure to start
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -75,8 +75,8 @@ def test_shipped_knowledge_loads_and_every_code_has_a_source() -> None:
 
 
 def test_local_code_lists_extend_the_shipped_ones(cards_copy: Path) -> None:
-    local = cards_copy / "local"
-    local.mkdir()
+    local = cards_copy / "local" / "codes"
+    local.mkdir(parents=True)
     (local / "knee-complaint.yaml").write_text(
         'concept: knee-complaint\ntitle: Local knee complaint codes\ndescription: St Elsewhere local codes\n'
         'version: "2026-11-21"\ncodes:\n  - system: "urn:oid:1.2.3.4"\n    code: "KNEE-42"\n'

@@ -66,8 +66,8 @@ def load_knowledge(directory: Path) -> Knowledge:
     """Load every knowledge file; a broken file raises KnowledgeError naming file and problem."""
     systems = _systems(directory / "systems.yaml")
     code_lists = load_code_lists(directory / "codes", systems)
-    local = directory / "local"
-    if local.is_dir():  # a hospital's own code lists extend (or replace) the shipped ones
+    local = directory / "local" / "codes"
+    if local.is_dir():  # a hospital's own code lists extend the shipped ones, concept by concept
         for concept, extra in load_code_lists(local, systems).items():
             code_lists[concept] = _merge(code_lists.get(concept), extra)
     require_concepts(code_lists, CONCEPTS_USED, directory / "codes")

@@ -132,7 +132,9 @@ def test_access_log_line_is_json_even_with_hostile_headers(monkeypatch: pytest.M
     line = cfg.access_log_format % atoms
     assert "\n" not in line
     record = json.loads(line)
-    assert record["type"] == "access"
+    assert record["event"] == "access"
+    assert record["logger"] == "gunicorn.access"
+    assert record["level"] == "INFO"
     assert record["method"] == "POST"
     assert record["path"] == "/cds-services/posterior-knee-pain"
     assert record["status"] == 200
@@ -143,13 +145,11 @@ def test_access_log_line_is_json_even_with_hostile_headers(monkeypatch: pytest.M
     assert record["request_id"] == 'req-"42"'
     assert record["forwarded_for"] == "-"
     assert record["pid"] == os.getpid()
-    assert record["time"].endswith("Z")
+    assert dt.datetime.fromisoformat(record["time"]).utcoffset() == dt.timedelta(0)
     assert "secret" not in line, "the query string must not be logged"
 
 
-def test_on_starting_empties_the_multiprocess_dir(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_on_starting_empties_the_multiprocess_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     directory = tmp_path / "prom"
     directory.mkdir()
     (directory / "counter_123.db").write_bytes(b"stale")
@@ -258,6 +258,6 @@ def test_two_workers_add_up_and_log_json(tmp_path: Path) -> None:
     records = [json.loads(ln) for ln in lines]
     assert len(records) == calls + 2  # /ready + /work calls + /metrics
     assert {r["path"] for r in records} == {"/ready", "/work", "/metrics"}
-    assert all(r["status"] == 200 and r["type"] == "access" for r in records)
+    assert all(r["status"] == 200 and r["event"] == "access" for r in records)
     assert not (tmp_path / ".gunicorn").exists(), "control socket should be disabled"
     assert proc.returncode == 0, stderr_path.read_text()
