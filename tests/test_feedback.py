@@ -135,7 +135,7 @@ def test_two_stores_creating_tables_at_once_both_start(tmp_path: Path) -> None:
     def start() -> None:
         try:
             FeedbackStore(url).close()
-        except BaseException as exc:  # noqa: BLE001 - the test reports any failure to start
+        except BaseException as exc:  # the test reports any failure to start
             errors.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(8)]
