@@ -32,12 +32,11 @@ run: $(STAMP)
 	  $(BIN)/gunicorn --config deploy/gunicorn.conf.py --bind $(CDS_HOST):$(CDS_PORT) 'cds_service.wsgi:app'
 
 test: $(STAMP)
-	$(BIN)/ruff check cds_service tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check cds_service tests bench
-	$(BIN)/ruff format --check cds_service tests bench
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
