@@ -29,7 +29,7 @@ run: $(STAMP)
 	@mkdir -p var
 	@echo "Discovery: http://$(CDS_HOST):$(CDS_PORT)/cds-services"
 	CDS_AUTH=$${CDS_AUTH:-off} CDS_DATABASE_URL=$${CDS_DATABASE_URL:-sqlite:///$(CURDIR)/var/feedback.sqlite3} \
-	  $(BIN)/gunicorn --config deploy/gunicorn.conf.py --bind $(CDS_HOST):$(CDS_PORT) 'cds_service.wsgi:app'
+	  exec $(BIN)/gunicorn --config deploy/gunicorn.conf.py --bind $(CDS_HOST):$(CDS_PORT) 'cds_service.wsgi:app'
 
 test: $(STAMP)
 	$(BIN)/ruff check .

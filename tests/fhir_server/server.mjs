@@ -156,6 +156,15 @@ async function handleFhir(req, res, url) {
 }
 
 const server = http.createServer(async (req, res) => {
+  // CORS, so browser apps such as the CDS Hooks sandbox can use this open test server.
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, {
+      'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
+      'Access-Control-Allow-Headers': 'Authorization, Content-Type, Accept',
+    });
+    return res.end();
+  }
   const url = new URL(req.url, `http://${req.headers.host ?? '127.0.0.1'}`);
   try {
     if (url.pathname.startsWith('/__admin/')) await handleAdmin(req, res, url.pathname);
