@@ -1,0 +1,334 @@
+"""`make bench` = `python -m bench`: measure, print the tables and PASS/FAIL lines, write the doc.
+
+Exits 0 when the bench ran, whether the targets passed or not: docs/performance.md says which failed
+and why. A section that cannot run (no wrk, no npm for the FHIR engine) is reported as not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import data, fallback, inprocess, load, report
+from .stats import markdown_table, ms, ratio
+
+LADDER = (10, 100, 1_000, 10_000)
+TYPICAL = 100
+CONNECTIONS = (1, 10, 50)
+DEFAULT_OUTPUT = data.ROOT / "docs" / "performance.md"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.monotonic() - self.started:6.1f} s] {message}", file=sys.stderr,
+              flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="a fast, rough run (2 s per load point, few iterations); written to "
+                             "--output only when given")
+    parser.add_argument("--wrk-seconds", type=float, default=None,
+                        help="duration of each wrk point (default 10, quick 2)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"markdown file to write (default {DEFAULT_OUTPUT.relative_to(data.ROOT)})")
+    parser.add_argument("--skip-load", action="store_true", help="no wrk section")
+    parser.add_argument("--skip-fallback", action="store_true", help="no FHIR-engine section")
+    return parser.parse_args(argv)
+
+
+def guarded(clock: Clock, name: str, errors: dict[str, str], action: Callable[[], Any]) -> Any:
+    """Run one section; on failure note why and go on (the doc reports it as not measured)."""
+    try:
+        return action()
+    except Exception as exc:  # a failed section must not stop the others
+        errors[name] = f"{type(exc).__name__}: {exc}".strip()[:600]
+        clock.log(f"{name} failed: {errors[name]}")
+        traceback.print_exc(file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quick = args.quick
+    wrk_seconds = args.wrk_seconds or (2.0 if quick else 10.0)
+    output = args.output or (None if quick else DEFAULT_OUTPUT)
+    clock = Clock()
+    machine = report.Machine()
+    errors: dict[str, str] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="cds-bench-"))
+    try:
+        return _run(args, quick, wrk_seconds, output, clock, machine, errors, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path | None,
+         clock: Clock, machine: report.Machine, errors: dict[str, str], workdir: Path) -> int:
+    clock.log(f"building request bodies (Synthea patients in {data.SYNTHEA_DIR})")
+    ladder = [data.ladder_request(size) for size in LADDER]
+    largest_name = data.largest_patient()
+    patients = [data.patient_request(name) for name in data.PATIENT_FILES]
+    largest = next(p for p in patients if p.label == largest_name.removesuffix(".json"))
+    typical = next(r for r in ladder if r.resources == TYPICAL)
+    by_size = {r.resources: r for r in ladder}
+    data.release()  # the parsed Synthea files are not needed any more (keep the heap like a worker's)
+
+    # ---- 1. in process --------------------------------------------------------------------------
+    clock.log("in-process: starting the app (create_app, temporary SQLite)")
+    app = inprocess.make_app(inprocess.default_database_url(workdir))
+    rows: list[inprocess.Row] = guarded(clock, "in-process", errors, lambda: inprocess.measure_all(
+        [*ladder, *patients], app=app, rounds=4 if quick else 20, warmup=1 if quick else 2,
+        progress=clock.log)) or []
+    stage_requests = [typical, by_size[1_000], by_size[10_000], largest]
+    stages: list[inprocess.Stages] = []
+    for request in stage_requests:
+        clock.log(f"steps: {request.label}")
+        found = guarded(clock, f"steps {request.label}", errors, lambda r=request: inprocess.measure_stages(
+            app, r, iterations=3 if quick else 10))
+        if found:
+            stages.append(found)
+    stage_of = {s.request.label: s for s in stages}
+    with inprocess.quiet_service_logs():
+        cards = app.test_client().post(data.SERVICE_PATH, data=typical.body,
+                                       content_type="application/json").get_data()
+
+    # ---- 2. under load --------------------------------------------------------------------------
+    wrk_results: list[load.WrkResult] = []
+    diagnostic: load.WrkResult | None = None
+    gunicorn: dict[str, Any] = {}
+    if args.skip_load:
+        errors["load"] = "skipped (--skip-load)"
+    else:
+        gunicorn = guarded(clock, "gunicorn settings", errors, load.gunicorn_settings) or {}
+        outcome = guarded(clock, "load", errors, lambda: _load_section(
+            clock, workdir, typical, largest, cards, wrk_seconds))
+        if outcome:
+            wrk_results, diagnostic = outcome
+
+    # ---- 3. fallback fetch ----------------------------------------------------------------------
+    fetch: fallback.FallbackResult | None = None
+    if args.skip_fallback:
+        errors["fallback"] = "skipped (--skip-fallback)"
+    else:
+        clock.log("fallback fetch: starting the FHIR engine (tests/support/fhir_server.py)")
+        fetch = guarded(clock, "fallback", errors, lambda: fallback.measure(
+            size=TYPICAL, delay_ms=100, iterations=5 if quick else 15,
+            database_url=inprocess.default_database_url(workdir / "fallback"),
+            progress=clock.log))
+
+    # ---- targets and the document ---------------------------------------------------------------
+    machine.load_end = report.load_average()
+    targets = [
+        report.target_large_record(rows, largest.label, stage_of.get(largest.label)),
+        report.target_throughput(wrk_results, "typical", 10, stage_of.get(typical.label), diagnostic,
+                                 workers=gunicorn.get("workers"),
+                                 in_process=next((r for r in rows if r.request is typical), None)),
+        report.target_scaling(rows, by_size[1_000].label, by_size[10_000].label,
+                              stage_of.get(by_size[1_000].label), stage_of.get(by_size[10_000].label)),
+        report.target_fallback(fetch, errors.get("fallback", "")),
+        report.target_no_failures(wrk_results),
+    ]
+    section_of = {"large-record": "in-process", "scaling": "in-process", "throughput": "load",
+                  "failures": "load", "fallback": "fallback"}
+    for index, target in enumerate(targets):
+        name = section_of[target.key]
+        if target.measured == "not measured" and name in errors:
+            targets[index] = report.Target(target.key, target.text, target.limit, target.measured,
+                                           False, f"Not measured: the {name} section did not run "
+                                                  f"({errors[name]}).")
+    sections = _sections(rows, stages, wrk_results, diagnostic, fetch, typical, largest, errors)
+    extra = {
+        "gunicorn (deploy/gunicorn.conf.py)": ", ".join(f"{k}={v}" for k, v in gunicorn.items())
+        or "not read",
+        "wrk": load.wrk_version(),
+        "Run": "quick (rough)" if quick else f"full, {wrk_seconds:g} s per wrk point",
+        "Bench duration": f"{time.monotonic() - clock.started:.0f} s",
+    }
+    text = report.document(machine=machine, machine_extra=extra, targets=targets, sections=sections,
+                           notes=_notes(wrk_seconds), command="make bench")
+    print(text)
+    print("\n".join(report.summary_lines(targets)))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        clock.log(f"written: {output}")
+    return 0
+
+
+def _load_section(clock: Clock, workdir: Path, typical: data.BenchRequest,
+                  large: data.BenchRequest, cards: bytes, seconds: float
+                  ) -> tuple[list[load.WrkResult], load.WrkResult | None]:
+    if load.wrk_path() is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install -y wrk)")
+    bodies = {"typical": workdir / "typical.json", "large": workdir / "large.json"}
+    bodies["typical"].write_bytes(typical.body)
+    bodies["large"].write_bytes(large.body)
+    (workdir / "cards.json").write_bytes(cards)
+    script = load.write_script(workdir)
+    env = load.base_env()
+    shm = Path("/dev/shm")
+    tmpfs_dir = Path(tempfile.mkdtemp(prefix="cds-bench-", dir=shm if shm.is_dir() else None))
+    specs = {
+        "service": ("cds_service.wsgi:app",
+                    {**env, "CDS_DATABASE_URL": f"sqlite:///{workdir}/load-feedback.sqlite3"}),
+        "bare Flask": ("bench.bare_app:app", {**env, "BENCH_BARE_RESPONSE": str(workdir / "cards.json")}),
+        "service, store on tmpfs": ("cds_service.wsgi:app",
+                                    {**env, "CDS_DATABASE_URL": f"sqlite:///{tmpfs_dir}/feedback.sqlite3"}),
+    }
+    results: list[load.WrkResult] = []
+    diagnostic = None
+    try:
+        clock.log("load: starting gunicorn (service, bare Flask, service with the store on tmpfs)")
+        with load.servers(specs, workdir) as running:
+            for request in ("typical", "large"):
+                for name in ("service", "bare Flask"):
+                    clock.log(f"load: warm-up {name}, {request}")
+                    load.run_wrk(running[name].url, bodies[request], 10, min(2.0, seconds),
+                                 server=name, request=request, script=script)
+                for connections in CONNECTIONS:
+                    for name in ("service", "bare Flask"):
+                        clock.log(f"load: {name}, {request}, {connections} connections, {seconds:g} s")
+                        results.append(load.run_wrk(running[name].url, bodies[request], connections,
+                                                    seconds, server=name, request=request,
+                                                    script=script))
+            name = "service, store on tmpfs"
+            clock.log(f"load: {name} (diagnostic), typical, 10 connections")
+            load.run_wrk(running[name].url, bodies["typical"], 10, min(2.0, seconds), server=name,
+                         request="typical", script=script)
+            diagnostic = load.run_wrk(running[name].url, bodies["typical"], 10, seconds, server=name,
+                                      request="typical", script=script)
+    finally:
+        shutil.rmtree(tmpfs_dir, ignore_errors=True)
+    return results, diagnostic
+
+
+def _sections(rows: list[inprocess.Row], stages: list[inprocess.Stages],
+              wrk_results: list[load.WrkResult], diagnostic: load.WrkResult | None,
+              fetch: fallback.FallbackResult | None, typical: data.BenchRequest,
+              large: data.BenchRequest, errors: dict[str, str]) -> list[tuple[str, str]]:
+    sections = []
+    intro = (
+        "One app (create_app, auth off, temporary SQLite feedback store). **Flask POST**: the test "
+        "client posting the body to `/cds-services/posterior-knee-pain` — everything the endpoint "
+        "does, feedback-store write included. **Pure**: the same steps called directly (orjson "
+        "parse, depth check, request model, prefetch resolve — every key present, nothing fetched — "
+        "record, rules, cards, response serialise), without Flask and the store. **json.loads**: "
+        "stdlib `json.loads` of the same body, the floor for any Python service that reads JSON. All "
+        "rows are measured round-robin (each round: json.loads, pure, Flask POST of every body in "
+        "turn), so the figures a target compares share the machine's noise; n = rounds. Ladder records: the "
+        "Synthea resources of the types the service prefetches (all five patients, reused with new "
+        "ids past 1,200), owned by one adult patient, plus 7 knee-pain fixtures (active Condition "
+        "ICD-10-CM M79.662 onset 2 days ago, three exam findings, three vital signs). Patient rows: "
+        "the whole Synthea file plus the same fixtures; the types the service does not prefetch ride "
+        "along as `search.mode=include` entries, so every resource of the file is sent (compact "
+        "JSON, hence a body smaller than the indented file)."
+    )
+    if rows:
+        sections.append(("1. In-process evaluation time", intro + "\n\n" + inprocess.table(rows)))
+    elif "in-process" in errors:
+        sections.append(("1. In-process evaluation time", f"Not measured: {errors['in-process']}"))
+    if stages:
+        sections.append(("Where the time goes", _hotspots(stages, typical, large)))
+    if wrk_results:
+        body = (
+            "gunicorn with deploy/gunicorn.conf.py (same workers, threads, worker class, keep-alive "
+            "and access log for both), 127.0.0.1, CDS_AUTH=off. **service**: `cds_service.wsgi:app` "
+            "with a SQLite feedback store in a temporary directory on the same disk as the "
+            "repository. **bare Flask**: `bench/bare_app.py`, which reads the body and answers the "
+            "service's own response to the typical request. wrk POSTs the same body over and over: "
+            f"**typical** = the {typical.resources}-resource ladder record ({typical.megabytes:.2f} MB), "
+            f"**large** = {large.label} ({large.megabytes:.2f} MB body, file "
+            f"{(large.source_bytes or 0) / 1e6:.2f} MB). wrk shares the cores with the servers.\n\n"
+            + load.table(wrk_results) + "\n\n" + _share_table(wrk_results)
+        )
+        if diagnostic is not None:
+            body += ("\n\nDiagnostic (not a target): the service with its SQLite feedback store on "
+                     "tmpfs (/dev/shm, where fsync costs nothing), typical request, 10 connections:\n\n"
+                     + load.table([diagnostic]))
+        sections.append(("2. HTTP under load (wrk)", body))
+    elif "load" in errors:
+        sections.append(("2. HTTP under load (wrk)", f"Not measured: {errors['load']}"))
+    if fetch is not None:
+        body = (
+            "The FHIR engine of the integration tests (Medplum FhirRouter + MemoryRepository in Node, "
+            f"tests/support/fhir_server.py) holds the {fetch.resources}-resource typical record; "
+            f"`set_delay({fetch.delay_ms})` delays every answer. The service (create_app, test client, "
+            "default FHIR timeouts, `fhir_server_allowlist=(<engine URL>,)`) gets a request with no "
+            "`prefetch`, so it fetches every key itself, concurrently. Each key is also fetched alone "
+            "with the service's own FhirClient (fresh Session, all pages), in the same loop. Cards of "
+            f"the fetched record: {', '.join(fetch.card_topics) or 'none'}.\n\n" + fallback.table(fetch)
+        )
+        sections.append(("3. Fallback fetch", body))
+    elif "fallback" in errors:
+        sections.append(("3. Fallback fetch", f"Not measured: {errors['fallback']}"))
+    if errors:
+        sections.append(("Sections that did not run",
+                         "\n".join(f"- {name}: {reason}" for name, reason in errors.items())))
+    return sections
+
+
+def _share_table(results: list[load.WrkResult]) -> str:
+    rows = []
+    for request in ("typical", "large"):
+        for connections in CONNECTIONS:
+            service = next((r for r in results if r.server == "service" and r.request == request
+                            and r.connections == connections), None)
+            bare = next((r for r in results if r.server == "bare Flask" and r.request == request
+                         and r.connections == connections), None)
+            if service and bare and bare.rps:
+                rows.append([request, str(connections), f"{service.rps:,.0f}", f"{bare.rps:,.0f}",
+                             f"{service.rps / bare.rps:.1%}",
+                             ratio(service.p50_ms / bare.p50_ms) if bare.p50_ms else "-"])
+    return markdown_table(["Request", "Connections", "service req/s", "bare req/s",
+                           "service ÷ bare throughput", "service ÷ bare p50 latency"], rows)
+
+
+def _hotspots(stages: list[inprocess.Stages], typical: data.BenchRequest,
+              large: data.BenchRequest) -> str:
+    text = ("Each step of the endpoint timed on its own (median of 10 iterations after one warm-up; "
+            "the record, rules and cards steps call what `Evaluator.evaluate` calls, one at a time; "
+            "the store write is `FeedbackStore.remember_cards` on the temporary SQLite file).\n\n"
+            + inprocess.stages_table(stages) + "\n\nReading it (owners of the files named):\n")
+    notes = []
+    for stage in stages:
+        s = {name: stage.steps[name] for name in inprocess.STEP_NAMES}
+        parse, depth = s["orjson.loads"].median, s["too_deep (runtime.py)"].median
+        if parse > 0:
+            notes.append(f"- {stage.request.label}: the JSON depth check `Runtime.too_deep` takes "
+                         f"{ms(depth)} ms, {ratio(depth / parse)} the orjson parse it guards "
+                         f"({ms(parse)} ms); the pydantic request model {ms(s['request model (pydantic)'].median)} ms; "
+                         f"the record build {ms(s['record build (builder.py)'].median)} ms; the feedback "
+                         f"store write {ms(s['feedback store write'].median)} ms (p95 "
+                         f"{ms(s['feedback store write'].p95)} ms).")
+    return text + "\n".join(notes)
+
+
+def _notes(wrk_seconds: float) -> list[str]:
+    return [
+        "Medians and nearest-rank p95 of wall-clock time (`time.perf_counter`); with fewer than 20 "
+        "samples the p95 is the maximum.",
+        f"wrk: `-t 1` for 1 connection, `-t 2` otherwise, {wrk_seconds:g} s per point after a 2 s "
+        f"warm-up per server and body, `--timeout {load.WRK_TIMEOUT}` (a slower answer counts as a "
+        "socket error). Service and bare Flask points are interleaved.",
+        "Targets are ratios measured in the same run. The throughput target compares req/s at 10 "
+        "connections; the failure target counts non-2xx answers and socket errors of every service "
+        "run.",
+        "Nothing here is timed by the test suite: `tests/test_bench_smoke.py` only checks that the "
+        "in-process bench runs.",
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

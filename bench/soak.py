@@ -1,0 +1,555 @@
+"""Soak run: the real service under gunicorn, a bounded load, errors, latency and memory growth.
+
+    make soak                                   # 5 minutes at 50 connections
+    .venv/bin/python -m bench.soak --duration 60 --connections 20 --json soak.json
+
+What it does:
+1. starts `gunicorn --config deploy/gunicorn.conf.py --bind 127.0.0.1:PORT cds_service.wsgi:app` with
+   CDS_AUTH=off and a fresh SQLite feedback store in a temporary directory (2 workers x 4 threads, the
+   deployment defaults);
+2. sends one typical patient-view call (a knee-pain patient with a DVT picture and a few dozen other
+   resources, every prefetch key filled, so no FHIR traffic) over `--connections` keep-alive
+   connections for `--duration`, with `wrk` (Debian package) and a Lua script for the POST body, or a
+   Python thread load generator when wrk is not installed (or with `--generator python`);
+3. samples the RSS of the gunicorn master and its workers every `--sample-interval` seconds;
+4. reports requests, errors, p50/p99 latency and RSS growth after warm-up, and exits 1 when there was
+   any error (socket error, timeout or non-200 answer), a worker was replaced (crash or timeout), or
+   RSS grew by more than `--max-rss-growth-mb` (default 50 MB) after the warm-up.
+
+`GunicornServer` is also used by tests/robustness/test_feedback_durability.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "deploy" / "gunicorn.conf.py"
+SERVICE_PATH = "/cds-services/posterior-knee-pain"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+LUA_SCRIPT = r"""
+-- POST the body in $SOAK_BODY_FILE on every request; print the summary as one JSON line at the end.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("SOAK_BODY_FILE"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'SOAK_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_ms": {"p50": %.3f, "p90": %.3f, "p99": %.3f, "max": %.3f, "mean": %.3f}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000, latency.mean / 1000))
+end
+"""
+
+
+# ---- gunicorn ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gunicorn_executable() -> str:
+    candidate = Path(sys.prefix) / "bin" / "gunicorn"
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which("gunicorn")
+    if not found:
+        raise RuntimeError("gunicorn is not installed in this environment")
+    return found
+
+
+def child_pids(parent: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is `parent`, from /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, split after the last ')'
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) >= 2 and int(fields[1]) == parent and fields[0] != "Z":
+            children.append(int(entry))
+    return sorted(children)
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of one process in kB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class GunicornServer:
+    """The service under gunicorn with deploy/gunicorn.conf.py on 127.0.0.1 and a free port."""
+
+    def __init__(self, database_url: str, *, workers: int = 2, threads: int = 4,
+                 log_path: Path | None = None, extra_env: Mapping[str, str] | None = None,
+                 startup_timeout: float = 60.0) -> None:
+        self.database_url = database_url
+        self.workers = workers
+        self.threads = threads
+        self.startup_timeout = startup_timeout
+        self.extra_env = dict(extra_env or {})
+        self._own_log_dir: str | None = None
+        if log_path is None:
+            self._own_log_dir = tempfile.mkdtemp(prefix="cds-gunicorn-log-")
+            log_path = Path(self._own_log_dir) / "gunicorn.log"
+        self.log_path = log_path
+        self.port: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("gunicorn is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def master_pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("CDS_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update({
+            "CDS_AUTH": "off",
+            "CDS_DATABASE_URL": self.database_url,
+            "CDS_WORKERS": str(self.workers),
+            "CDS_THREADS": str(self.threads),
+            "CDS_LOG_LEVEL": "warning",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> GunicornServer:
+        self.port = free_port()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
+        self._log = log
+        self.proc = subprocess.Popen(
+            [gunicorn_executable(), "--config", str(CONF), "--bind", f"127.0.0.1:{self.port}",
+             "cds_service.wsgi:app"],
+            cwd=ROOT, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self._ready() and len(self.worker_pids()) >= self.workers:
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"gunicorn not ready after {self.startup_timeout:.0f} s:\n{self.log_tail()}")
+
+    def _ready(self) -> bool:
+        try:
+            with _OPENER.open(self.url + "/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def wait_workers(self, count: int | None = None, timeout: float = 60.0) -> list[int]:
+        """Wait until `count` (default: all) workers run and the service answers /readyz."""
+        wanted = self.workers if count is None else count
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.worker_pids()
+            if len(pids) >= wanted and self._ready():
+                return pids
+            time.sleep(0.2)
+        raise RuntimeError(f"fewer than {wanted} gunicorn workers after {timeout:.0f} s")
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.master_pid) if self.proc is not None else []
+
+    def rss_kb(self) -> dict[int, int]:
+        """RSS (kB) of the master and each worker."""
+        pids = [self.master_pid, *self.worker_pids()]
+        return {pid: rss_kb(pid) for pid in pids}
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+        if self._own_log_dir:
+            shutil.rmtree(self._own_log_dir, ignore_errors=True)
+            self._own_log_dir = None
+
+    def __enter__(self) -> GunicornServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# ---- the typical request -----------------------------------------------------------------------
+
+
+def typical_request_body() -> bytes:
+    """One patient-view call as a busy EHR sends it: a 58-year-old with left calf pain 3 weeks after a
+    knee replacement (a DVT picture), with vitals, labs, medications and history: 59 resources, 36 kB."""
+    from tests.support import fhir as F
+
+    pid = "soak-1"
+    resources: list[dict[str, Any]] = [
+        F.patient(pid, age=58, gender="male"),
+        F.condition(F.ICD10, "M79.662", "Pain in left lower leg", pid),
+        F.condition(F.SNOMED, "38341003", "Hypertensive disorder", pid, onset_days=2000),
+        F.condition(F.SNOMED, "44054006", "Diabetes mellitus type 2", pid, onset_days=3000),
+        F.procedure(F.SNOMED, "609588000", "Total knee replacement", pid, days=21),
+        F.finding("deep-vein-tenderness", "Tenderness along deep veins", pid),
+        F.finding("calf-swelling-3cm", "Calf swelling 3.5 cm", pid),
+        F.medication_request("197361", "amlodipine 5 MG Oral Tablet", pid, days=400),
+        F.medication_request("860975", "metformin 500 MG Oral Tablet", pid, days=900),
+        F.d_dimer(0.9, pid=pid),
+    ]
+    for hour in range(0, 48, 2):
+        resources.append(F.heart_rate(72 + hour % 9, pid=pid, hours=hour + 1))
+        resources.append(F.temperature(36.6 + (hour % 5) / 10, pid=pid, hours=hour + 1))
+    resources.append(F.spo2(97, pid=pid))
+    body = F.hook_request(resources, pid)
+    body["fhirServer"] = "https://fhir.hospital.example/r4"
+    return json.dumps(body).encode()
+
+
+# ---- load generators ---------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    generator: str
+    requests: int
+    duration_s: float
+    errors: dict[str, int]
+    latency_ms: dict[str, float]
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def run_wrk(url: str, body: bytes, duration: float, connections: int, threads: int,
+            workdir: Path) -> LoadResult:
+    body_file = workdir / "body.json"
+    body_file.write_bytes(body)
+    script = workdir / "post.lua"
+    script.write_text(LUA_SCRIPT)
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    threads = max(1, min(threads, connections))
+    proc = subprocess.run(
+        [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(duration)}s",
+         "--timeout", "10s", "-s", str(script), url + SERVICE_PATH],
+        capture_output=True, text=True, timeout=duration + 120, check=False,
+        env={**os.environ, "SOAK_BODY_FILE": str(body_file)},
+    )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("SOAK_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    data = json.loads(line.removeprefix("SOAK_RESULT "))
+    return LoadResult("wrk", data["requests"], data["duration_us"] / 1e6, data["errors"],
+                      data["latency_ms"])
+
+
+def run_python(url: str, body: bytes, duration: float, connections: int) -> LoadResult:
+    """`connections` threads, each with one keep-alive connection, POSTing until the time is up."""
+    host, port = url.removeprefix("http://").split(":")
+    stop_at = time.monotonic() + duration
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
+    headers = {"Content-Type": "application/json"}
+
+    def worker() -> None:
+        conn: http.client.HTTPConnection | None = None
+        mine: list[float] = []
+        while time.monotonic() < stop_at:
+            if conn is None:
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            started = time.perf_counter()
+            try:
+                conn.request("POST", SERVICE_PATH, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                kind = None if response.status == 200 else "status"
+            except TimeoutError:
+                kind = "timeout"
+            except (ConnectionError, http.client.HTTPException, OSError):
+                kind = "read"
+            if kind is None:
+                mine.append((time.perf_counter() - started) * 1000)
+            else:
+                with lock:
+                    errors[kind] += 1
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] if latencies else 0.0
+
+    summary = {"p50": pct(50), "p90": pct(90), "p99": pct(99),
+               "max": latencies[-1] if latencies else 0.0,
+               "mean": statistics.fmean(latencies) if latencies else 0.0}
+    requests = len(latencies) + errors["status"]
+    return LoadResult("python", requests, elapsed, errors, {k: round(v, 3) for k, v in summary.items()})
+
+
+# ---- memory sampling ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    t: float
+    total_mb: float
+    per_process_mb: dict[int, float]
+
+
+@dataclass
+class RssSampler:
+    server: GunicornServer
+    interval: float
+    samples: list[Sample] = field(default_factory=list)
+    worker_sets: list[list[int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> RssSampler:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def sample(self) -> None:
+        per = {pid: kb / 1024 for pid, kb in self.server.rss_kb().items()}
+        self.samples.append(Sample(round(time.monotonic() - self._started, 1),
+                                   round(sum(per.values()), 1),
+                                   {pid: round(mb, 1) for pid, mb in per.items()}))
+        workers = self.server.worker_pids()
+        if not self.worker_sets or self.worker_sets[-1] != workers:
+            self.worker_sets.append(workers)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+        self.sample()
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 300, 90s, 5m)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=parse_duration, default=300.0,
+                        help="how long to load the service (300, 90s, 5m; default 5m)")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent connections (50)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument("--warmup", type=parse_duration, default=None,
+                        help="RSS baseline taken after this much load (default: 10%% of the "
+                             "duration, at least 10 s and at most 60 s)")
+    parser.add_argument("--sample-interval", type=float, default=5.0, help="RSS sampling period (5 s)")
+    parser.add_argument("--max-rss-growth-mb", type=float, default=50.0,
+                        help="fail when master+workers RSS grows more than this after warm-up (50)")
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator: wrk when installed (auto), or Python threads")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.connections < 1 or args.duration <= 0:
+        print("soak: --connections must be >= 1 and --duration > 0", file=sys.stderr)
+        return 2
+    warmup = args.warmup if args.warmup is not None else min(60.0, max(10.0, args.duration * 0.1))
+    warmup = min(warmup, args.duration / 2)
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
+    if generator == "wrk" and not shutil.which("wrk"):
+        print("soak: wrk is not installed (apt-get install -y wrk), or use --generator python",
+              file=sys.stderr)
+        return 2
+    body = typical_request_body()
+    with tempfile.TemporaryDirectory(prefix="cds-soak-") as tmp:
+        workdir = Path(tmp)
+        server = GunicornServer(f"sqlite:///{workdir}/feedback.sqlite3", workers=args.workers,
+                                log_path=workdir / "gunicorn.log")
+        print(f"soak: starting gunicorn ({args.workers} workers), {generator}, "
+              f"{args.connections} connections, {args.duration:.0f} s, warm-up {warmup:.0f} s",
+              flush=True)
+        with server:
+            check = urllib.request.Request(server.url + SERVICE_PATH, data=body,
+                                           headers={"Content-Type": "application/json"})
+            with _OPENER.open(check, timeout=30) as response:
+                cards = json.loads(response.read())["cards"]
+            topics = [c["source"]["topic"]["code"] for c in cards]
+            print(f"soak: the typical request answers 200 with cards {topics}", flush=True)
+            sampler = RssSampler(server, args.sample_interval).start()
+            started = time.monotonic()
+            if generator == "wrk":
+                load = run_wrk(server.url, body, args.duration, args.connections, args.threads,
+                               workdir)
+            else:
+                load = run_python(server.url, body, args.duration, args.connections)
+            sampler.stop()
+            alive = server.proc is not None and server.proc.poll() is None
+            log_tail = server.log_tail(3000)
+        report = build_report(args, load, sampler, warmup, started, alive, body, topics)
+    print_report(report)
+    if not alive:
+        print("soak: gunicorn master died; log tail:\n" + log_tail, file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if report["ok"] else 1
+
+
+def build_report(args: argparse.Namespace, load: LoadResult, sampler: RssSampler, warmup: float,
+                 started: float, alive: bool, body: bytes, topics: list[str]) -> dict[str, Any]:
+    samples = sampler.samples
+    offset = started - sampler._started
+    after = [s for s in samples if s.t - offset >= warmup]
+    baseline = after[0] if after else samples[0]
+    peak_after = max((s.total_mb for s in after), default=baseline.total_mb)
+    growth = round(peak_after - baseline.total_mb, 1)
+    final = samples[-1]
+    replaced = len(sampler.worker_sets) > 1
+    failures = []
+    if load.error_count:
+        failures.append(f"{load.error_count} errors: {load.errors}")
+    if growth > args.max_rss_growth_mb:
+        failures.append(f"RSS grew {growth} MB after warm-up (limit {args.max_rss_growth_mb} MB)")
+    if replaced:
+        failures.append(f"gunicorn workers were replaced: {sampler.worker_sets}")
+    if not alive:
+        failures.append("gunicorn master died")
+    if load.requests == 0:
+        failures.append("no request completed")
+    return {
+        "ok": not failures,
+        "failures": failures,
+        "generator": load.generator,
+        "duration_s": round(load.duration_s, 1),
+        "connections": args.connections,
+        "workers": args.workers,
+        "request_bytes": len(body),
+        "cards": topics,
+        "requests": load.requests,
+        "requests_per_s": round(load.requests / load.duration_s, 1) if load.duration_s else 0.0,
+        "errors": load.errors,
+        "latency_ms": load.latency_ms,
+        "rss_mb": {
+            "start": samples[0].total_mb,
+            "after_warmup": baseline.total_mb,
+            "peak_after_warmup": peak_after,
+            "final": final.total_mb,
+            "growth_after_warmup": growth,
+            "limit_growth": args.max_rss_growth_mb,
+            "warmup_s": round(warmup, 1),
+            "final_per_process": {str(pid): mb for pid, mb in final.per_process_mb.items()},
+        },
+        "rss_samples": [{"t": s.t, "total_mb": s.total_mb} for s in samples],
+        "worker_pid_sets": sampler.worker_sets,
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    rss = report["rss_mb"]
+    lat = report["latency_ms"]
+    print(
+        f"soak: {report['requests']} requests in {report['duration_s']} s "
+        f"({report['requests_per_s']}/s, {report['connections']} connections, {report['generator']})\n"
+        f"soak: errors {sum(report['errors'].values())} {report['errors']}\n"
+        f"soak: latency p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+        f"max {lat['max']:.1f} ms\n"
+        f"soak: RSS master+workers {rss['start']} MB at start, {rss['after_warmup']} MB after "
+        f"{rss['warmup_s']} s warm-up, peak {rss['peak_after_warmup']} MB, final {rss['final']} MB: "
+        f"growth {rss['growth_after_warmup']} MB (limit {rss['limit_growth']} MB)\n"
+        f"soak: worker pids {report['worker_pid_sets']}"
+    )
+    print("soak: PASS" if report["ok"] else "soak: FAIL: " + "; ".join(report["failures"]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
