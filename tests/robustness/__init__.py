@@ -1,0 +1,1 @@
+"""Robustness tests: fuzzing, FHIR server faults, malformed resources and feedback durability."""
