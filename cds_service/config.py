@@ -51,6 +51,7 @@ class Settings:
     fhir_retries: int = 1
     fhir_max_pages: int = 10
     fhir_max_workers: int = 8
+    fhir_max_response_bytes: int = 64 * 1024 * 1024
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 64
@@ -93,6 +94,7 @@ _CONVERTERS: dict[str, Any] = {
     "fhir_retries": int,
     "fhir_max_pages": int,
     "fhir_max_workers": int,
+    "fhir_max_response_bytes": int,
     "max_body_bytes": int,
     "max_json_depth": int,
     "jwt_leeway_seconds": int,

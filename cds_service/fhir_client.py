@@ -6,19 +6,28 @@ Every call has connect and read timeouts, GETs are retried a bounded number of t
 
 from __future__ import annotations
 
+import posixpath
+import socket
+import threading
 import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 FHIR_JSON = "application/fhir+json"
 MAX_REDIRECTS = 3
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class FhirFetchError(Exception):
@@ -52,6 +61,19 @@ class Origin:
         return cls(parts.scheme, parts.hostname.lower(), port)
 
 
+def _normalised_path(url: str) -> str | None:
+    """The URL's path with dot segments removed (RFC 3986 §5.2.4) and a trailing slash; None when a
+    percent-encoded dot or slash could let the server see another path than the one checked."""
+    raw = urlsplit(url).path
+    decoded = unquote(raw)
+    if decoded != raw and any(part in {".", ".."} for part in decoded.split("/")):
+        return None
+    if "%2f" in raw.lower() or "%5c" in raw.lower() or "\\" in decoded:
+        return None
+    path = posixpath.normpath("/" + raw) if raw else "/"
+    return path.rstrip("/") + "/"
+
+
 def is_allowed_server(url: str, allowlist: tuple[str, ...], https_only: bool) -> bool:
     """True when `url` lies under one of the allowlisted base URLs (origin and path prefix)."""
     try:
@@ -60,7 +82,9 @@ def is_allowed_server(url: str, allowlist: tuple[str, ...], https_only: bool) ->
         return False
     if https_only and origin.scheme != "https":
         return False
-    path = urlsplit(url).path.rstrip("/") + "/"
+    path = _normalised_path(url)
+    if path is None:
+        return False
     for entry in allowlist:
         if entry == "*":
             if not https_only:
@@ -70,8 +94,8 @@ def is_allowed_server(url: str, allowlist: tuple[str, ...], https_only: bool) ->
             allowed = Origin.of(entry)
         except FhirFetchError:
             continue
-        allowed_path = urlsplit(entry).path.rstrip("/") + "/"
-        if origin == allowed and path.startswith(allowed_path):
+        allowed_path = _normalised_path(entry)
+        if origin == allowed and allowed_path is not None and path.startswith(allowed_path):
             return True
     return False
 
@@ -85,10 +109,80 @@ class FetchLimits:
     retries: int = 1
     max_pages: int = 10
     deadline: float = 8.0
+    max_response_bytes: int = 64 * 1024 * 1024
+
+
+class _ConnectionTracker:
+    """The connections one session opened, so that a deadline can cut them in the middle of a read.
+
+    A read timeout is per socket read: a server that sends one byte now and then never trips it. Shutting
+    the socket down is the only way to free a thread blocked in such a read.
+    """
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.aborted = False
+
+    def add(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def abort(self) -> None:
+        """Shut down every open socket; blocked reads return at once and later requests are refused."""
+        self.aborted = True
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class _TrackingPoolManager(PoolManager):
+    """A PoolManager whose pools register every connection they open with a tracker."""
+
+    def __init__(self, tracker: _ConnectionTracker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracker = tracker
+
+    def _new_pool(self, scheme: str, host: str, port: int,
+                  request_context: dict[str, Any] | None = None) -> HTTPConnectionPool:
+        pool = super()._new_pool(scheme, host, port, request_context)
+        open_connection = pool._new_conn
+        tracker = self._tracker
+
+        def tracked_connection() -> Any:
+            if tracker.aborted:
+                raise FhirFetchError("deadline", "FHIR deadline exceeded")
+            connection = open_connection()
+            tracker.add(connection)
+            return connection
+
+        pool._new_conn = tracked_connection  # type: ignore[method-assign]
+        return pool
+
+
+class _AbortableAdapter(HTTPAdapter):
+    """An HTTPAdapter whose open connections can all be cut at once (see _ConnectionTracker)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.tracker = _ConnectionTracker()
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: Any) -> None:
+        self._pool_connections = connections
+        self._pool_maxsize = maxsize
+        self._pool_block = block
+        self.poolmanager = _TrackingPoolManager(self.tracker, num_pools=connections, maxsize=maxsize,
+                                                block=block, **pool_kwargs)
 
 
 def make_session(retries: int, pool_size: int = 8) -> requests.Session:
-    """A Session with bounded GET retries (connection errors, 429/502/503/504) and no cookies kept."""
+    """A Session with bounded GET retries (connection errors, 429/502/503/504), no cookies kept, and
+    connections that `abort_session` can cut."""
     session = requests.Session()
     retry = Retry(
         total=retries,
@@ -103,11 +197,27 @@ def make_session(retries: int, pool_size: int = 8) -> requests.Session:
         raise_on_status=False,
         redirect=0,
     )
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+    adapter = _AbortableAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.trust_env = False  # no proxy or netrc credentials picked up from the environment
     return session
+
+
+def abort_session(session: requests.Session) -> None:
+    """Cut every connection of a session made by `make_session`: its fetches stop now."""
+    for adapter in session.adapters.values():
+        if isinstance(adapter, _AbortableAdapter):
+            adapter.tracker.abort()
+
+
+def expected_answer(relative_url: str) -> tuple[str, str | None]:
+    """What a prefetch query must answer: ("Bundle", None) for a search, (type, id) for a read."""
+    path, _, query = relative_url.partition("?")
+    segments = [part for part in path.strip("/").split("/") if part]
+    if len(segments) == 2 and not query:
+        return segments[0], segments[1]
+    return "Bundle", None
 
 
 class FhirClient:
@@ -149,30 +259,39 @@ class FhirClient:
             read = min(self._limits.read_timeout, self._remaining())
             connect = min(self._limits.connect_timeout, read)
             self.request_count += 1
-            try:
-                response = self._session.get(
-                    url, headers=self._headers(), timeout=(connect, read), allow_redirects=False
-                )
-            except requests.exceptions.Timeout:
-                raise FhirFetchError("timeout", "FHIR server did not answer in time") from None
-            except requests.exceptions.ConnectionError as exc:
-                if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
-                    raise FhirFetchError("timeout", "FHIR server did not answer in time") from None
-                raise FhirFetchError("connection", "FHIR server unreachable") from None
-            except requests.exceptions.RequestException as exc:
-                raise FhirFetchError("request_failed", type(exc).__name__) from None
-            if response.is_redirect:
-                url = urljoin(url, response.headers.get("Location", ""))
-                continue
-            return self._decode(response)
+            with _request_errors(self):
+                response = self._session.get(url, headers=self._headers(), timeout=(connect, read),
+                                             allow_redirects=False, stream=True)
+            with response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("Location", ""))
+                    continue
+                if response.status_code != 200:
+                    raise FhirFetchError(f"http_{response.status_code}", "FHIR server refused the request")
+                return self._decode(self._read_body(response))
         raise FhirFetchError("redirect_loop", "too many redirects")
 
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The body, read in chunks so that the deadline and the size cap hold during the read."""
+        limit = self._limits.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FhirFetchError("too_large", f"the answer is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        with _request_errors(self):
+            for chunk in response.iter_content(READ_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise FhirFetchError("too_large", f"the answer is larger than {limit} bytes")
+                chunks.append(chunk)
+                self._remaining()
+        return b"".join(chunks)
+
     @staticmethod
-    def _decode(response: requests.Response) -> dict[str, Any]:
-        if response.status_code != 200:
-            raise FhirFetchError(f"http_{response.status_code}", "FHIR server refused the request")
+    def _decode(content: bytes) -> dict[str, Any]:
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise FhirFetchError("invalid_json", "FHIR server answered with invalid JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
@@ -184,9 +303,18 @@ class FhirClient:
         body = self.get_json(urljoin(self.base_url, relative_url))
         if body["resourceType"] == "OperationOutcome":
             raise FhirFetchError("operation_outcome", "FHIR server answered an OperationOutcome")
-        if body["resourceType"] != "Bundle":
+        resource_type, resource_id = expected_answer(relative_url)
+        if body["resourceType"] != resource_type:
+            raise FhirFetchError("wrong_resource_type", f"expected {resource_type}")
+        if resource_id is not None:
+            if body.get("id") != resource_id:
+                raise FhirFetchError("wrong_resource_type", f"expected {resource_type} {resource_id}")
             return [body]
         return self.collect_pages(body)
+
+    def abort(self) -> None:
+        """Stop every fetch of this client now (the deadline has passed or another key failed)."""
+        abort_session(self._session)
 
     def collect_pages(self, bundle: dict[str, Any], pages_already: int = 1) -> list[dict[str, Any]]:
         """Resources of a searchset Bundle and of its `next` pages (same origin, page cap)."""
@@ -209,14 +337,41 @@ class FhirClient:
         return resources
 
 
+@contextmanager
+def _request_errors(client: FhirClient) -> Iterator[None]:
+    """Turn `requests` exceptions into FhirFetchError with a short reason."""
+    try:
+        yield
+    except requests.exceptions.Timeout:
+        raise FhirFetchError("timeout", "FHIR server did not answer in time") from None
+    except requests.exceptions.RequestException as exc:
+        if _is_read_timeout(exc):
+            raise FhirFetchError("timeout", "FHIR server did not answer in time") from None
+        client._remaining()  # a connection cut at the deadline is reported as the deadline
+        if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError):
+            raise FhirFetchError("connection", "FHIR server unreachable or the answer was cut off") from None
+        raise FhirFetchError("request_failed", type(exc).__name__) from None
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """requests wraps a read timeout of the retried attempt in a ConnectionError."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, ReadTimeoutError)
+
+
+def _items(value: Any) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a list; nothing when `value` is not a list."""
+    if isinstance(value, list):
+        yield from (item for item in value if isinstance(item, dict))
+
+
 def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     """Resources of a Bundle's entries, leaving out search `outcome` entries."""
     found = []
-    for entry in bundle.get("entry") or []:
-        if not isinstance(entry, dict):
-            continue
+    for entry in _items(bundle.get("entry")):
         resource = entry.get("resource")
-        mode = (entry.get("search") or {}).get("mode")
+        search = entry.get("search")
+        mode = search.get("mode") if isinstance(search, dict) else None
         if isinstance(resource, dict) and mode != "outcome":
             found.append(resource)
     return found
@@ -224,7 +379,8 @@ def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 def next_link(bundle: dict[str, Any]) -> str | None:
     """The Bundle's `next` link, if any."""
-    for link in bundle.get("link") or []:
-        if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
-            return str(link["url"])
+    for link in _items(bundle.get("link")):
+        url = link.get("url")
+        if link.get("relation") == "next" and isinstance(url, str) and url:
+            return url
     return None

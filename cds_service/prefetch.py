@@ -22,6 +22,7 @@ from .fhir_client import (
     FhirClient,
     FhirFetchError,
     bundle_resources,
+    expected_answer,
     is_allowed_server,
     make_session,
     next_link,
@@ -48,17 +49,28 @@ def _limits(settings: Settings) -> FetchLimits:
         retries=settings.fhir_retries,
         max_pages=settings.fhir_max_pages,
         deadline=settings.fhir_deadline,
+        max_response_bytes=settings.fhir_max_response_bytes,
     )
 
 
-def _classify(key: str, value: Any) -> str:
-    """'null', 'fetch' or 'use' for one prefetch value; BadRequest when it is not FHIR JSON."""
+def _classify(key: str, template: str, value: Any) -> str:
+    """'null', 'fetch' or 'use' for one prefetch value; BadRequest when it is not what the template
+    asks for (a search answers a Bundle, or one resource of the searched type; a read, that type)."""
     if value is None:
         return "null"
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise BadRequest(f"invalid prefetch: {key!r} is not a FHIR resource or Bundle", key=key)
-    if value["resourceType"] == "OperationOutcome":
+    found = value["resourceType"]
+    if found == "OperationOutcome":
         return "fetch"
+    expected, _ = expected_answer(template)
+    searched = template.partition("?")[0].strip("/")
+    if found != expected and not (expected == "Bundle" and found == searched):
+        raise BadRequest(f"invalid prefetch: {key!r} must hold {expected}, not {found}", key=key)
+    if found == "Bundle" and not all(isinstance(value.get(f), list) for f in ("entry", "link")
+                                     if f in value):
+        raise BadRequest(f"invalid prefetch: {key!r} has an 'entry' or 'link' that is not a list",
+                         key=key)
     return "use"
 
 
@@ -70,15 +82,16 @@ class _ClientFactory:
         self._settings = settings
         self._client: FhirClient | None = None
 
-    def unavailable_reason(self) -> str | None:
+    def unavailable_reason(self) -> tuple[str, str] | None:
+        """(reason code, message) when no FHIR server may be called for this request."""
         server = self._request.fhirServer
         if not server:
-            return "no fhirServer in the request"
+            return "no_fhir_server", "no fhirServer in the request"
         if not is_allowed_server(
             server, self._settings.fhir_server_allowlist, https_only=self._settings.production
         ):
             log.warning("fhirServer refused: not on CDS_FHIR_SERVER_ALLOWLIST or not https")
-            return "fhirServer is not allowed by this service's configuration"
+            return "fhir_server_not_allowed", "fhirServer is not allowed by this service's configuration"
         return None
 
     def get(self) -> FhirClient:
@@ -105,7 +118,7 @@ def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settin
     to_fetch: dict[str, str] = {}
     to_continue: dict[str, dict[str, Any]] = {}
     for key, template in definition.prefetch.items():
-        state = _classify(key, prefetch[key]) if key in prefetch else "fetch"
+        state = _classify(key, template, prefetch[key]) if key in prefetch else "fetch"
         if state == "null":
             data.resources[key] = []
             data.sources[key] = "null"
@@ -121,13 +134,16 @@ def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settin
         else:
             url = fill_template(template, request.context)
             if url is None:
-                raise PrefetchUnavailable("a prefetch template token has no value", keys=[key])
+                raise PrefetchUnavailable("a prefetch template token has no value", keys=[key],
+                                          reasons={key: "no_token_value"})
             to_fetch[key] = url
     if to_fetch or to_continue:
-        reason = clients.unavailable_reason()
-        if reason:
+        unavailable = clients.unavailable_reason()
+        if unavailable:
+            code, message = unavailable
             keys = sorted([*to_fetch, *to_continue])
-            raise PrefetchUnavailable(f"required data is missing and {reason}", keys=keys)
+            raise PrefetchUnavailable(f"required data is missing and {message}", keys=keys,
+                                      reasons=dict.fromkeys(keys, code))
         _fetch_all(clients.get(), to_fetch, to_continue, data, settings)
     data.fhir_requests = clients.request_count
     return data
@@ -166,6 +182,8 @@ def _fetch_all(
                 log.error("FHIR fetch of %s failed unexpectedly: %s", key, type(error).__name__)
                 failures[key] = "internal"
     finally:
+        if len(futures) > sum(1 for f in futures if f.done() and f.exception() is None):
+            client.abort()  # a fetch still under way must not outlive this call
         pool.shutdown(wait=False, cancel_futures=True)
     metrics.FHIR_FETCH_LATENCY.labels(outcome="failed" if failures else "ok").observe(
         time.monotonic() - started

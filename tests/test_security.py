@@ -137,6 +137,11 @@ def test_shipped_trust_files_load_and_production_trusts_nobody(make_app: Any) ->
     ("http://127.0.0.1:9/", ("*",), False, True),
     ("http://127.0.0.1:9/", ("*",), True, False),
     ("file:///etc/passwd", ("*",), False, False),
+    # dot segments are removed before the prefix is compared (requests would call the normalised URL)
+    ("https://fhir.hospital.example/r4/../admin", ("https://fhir.hospital.example/r4",), True, False),
+    ("https://fhir.hospital.example/r4/./x/../", ("https://fhir.hospital.example/r4",), True, True),
+    ("https://fhir.hospital.example/r4/%2e%2e/admin", ("https://fhir.hospital.example/r4",), True, False),
+    ("https://fhir.hospital.example/r4/..%2fadmin", ("https://fhir.hospital.example/r4",), True, False),
 ])
 def test_allowlist_matching(url: str, allowlist: tuple[str, ...], https_only: bool, allowed: bool) -> None:
     assert is_allowed_server(url, allowlist, https_only) is allowed

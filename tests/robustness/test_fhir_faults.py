@@ -170,12 +170,8 @@ def test_slow_drip_gets_412_within_the_deadline(service: Callable[..., FlaskClie
 
 def test_slow_drip_connection_is_dropped_at_the_deadline(service: Callable[..., FlaskClient],
                                                          faults: FaultServer) -> None:
-    """BUG: after the 412 the fetch thread keeps reading the drip until the server stops sending.
-
-    `_fetch_all` stops waiting at the deadline and calls `pool.shutdown(wait=False)`, but the worker
-    thread is still inside `requests` reading the body (the read timeout is per socket read, so a drip
-    never trips it). Each such call leaks a thread and a connection for as long as the server drips.
-    """
+    """After the 412 no fetch thread keeps reading: a drip never trips the per-read timeout, so at the
+    deadline the service shuts the request's sockets down (fhir_client._ConnectionTracker)."""
     response, elapsed = call(service(faults.url), hook_body(faults.base("drip")))
     assert response.status_code == 412
     waited_until = time.monotonic() + 3.0
@@ -230,12 +226,8 @@ def test_unusable_answers(service: Callable[..., FlaskClient], faults: FaultServ
 @pytest.mark.parametrize("key", ["observations", "patient"])
 def test_wrong_resource_type_is_not_used(service: Callable[..., FlaskClient], faults: FaultServer,
                                          key: str) -> None:
-    """BUG: a search answered with a Patient (or a read of Patient/<id> answered with an Observation)
-    is used as if it were the right data: 200 with cards evaluated on a record that lacks the data.
-
-    `FhirClient.fetch` returns any non-Bundle resource as the result (`return [body]`) whatever the
-    template asked for. The policy: data that cannot be obtained is a 412, not a partial record.
-    """
+    """A search answered with a Patient, or a read of Patient/<id> answered with an Observation, is not
+    the data asked for: 412 (`wrong_resource_type`), never an evaluation of a record lacking it."""
     response, elapsed = call(service(faults.url), hook_body(faults.base("wrongtype"), missing=(key,)))
     assert response.status_code == 412, (
         f"{key} answered with the wrong resourceType was accepted: {response.status_code} "
@@ -243,6 +235,14 @@ def test_wrong_resource_type_is_not_used(service: Callable[..., FlaskClient], fa
     body = response.get_json()  # the reason code is the implementer's choice; it must be there
     assert body["keys"] == [key] and body["reasons"][key]
     assert elapsed <= BUDGET
+
+
+def test_answer_over_the_size_cap_is_refused(service: Callable[..., FlaskClient],
+                                             faults: FaultServer) -> None:
+    """CDS_FHIR_MAX_RESPONSE_BYTES: a page larger than the cap is not read into memory."""
+    client = service(faults.url, fhir_max_response_bytes=100)
+    response, elapsed = call(client, hook_body(faults.base("pages")))
+    assert assert_412(response, elapsed, {"too_large"}) == {"observations": "too_large"}
 
 
 # ---- paging -----------------------------------------------------------------------------------
@@ -323,11 +323,8 @@ def test_server_not_on_the_allowlist_receives_nothing(service: Callable[..., Fla
 @pytest.mark.parametrize("server", [None, "not-allowed"])
 def test_policy_412_names_a_reason_for_every_key(service: Callable[..., FlaskClient],
                                                  faults: FaultServer, server: str | None) -> None:
-    """BUG (contract): when fhirServer is absent or not allowed, the 412 has `keys` but no `reasons`.
-
-    PrefetchUnavailable is raised in `prefetch.resolve` with keys only; the documented body is
-    {"error": "prefetch_unavailable", "keys": [...], "reasons": {key: reason}} for every 412.
-    """
+    """Every 412 names a reason per key, also when fhirServer is absent (`no_fhir_server`) or not
+    allowed (`fhir_server_not_allowed`), and nothing is called."""
     client = service("https://fhir.hospital.example")
     fhir_server = faults.base("ok") if server else None
     response, _ = call(client, hook_body(fhir_server, missing=("observations", "patient"),
@@ -341,12 +338,9 @@ def test_policy_412_names_a_reason_for_every_key(service: Callable[..., FlaskCli
 
 def test_allowlist_path_prefix_cannot_be_escaped_with_dot_segments(
         service: Callable[..., FlaskClient], faults: FaultServer) -> None:
-    """BUG (security): an allowlist entry with a path (`http://host/ok`) admits
-    `http://host/ok/../status-500`, and requests/urllib3 normalise the dot segments, so the service
-    calls `http://host/status-500/...`, outside the allowed prefix, with the bearer token.
-
-    `is_allowed_server` compares the raw path; it should normalise (or refuse) `.`/`..` segments.
-    """
+    """Security: an allowlist entry with a path (`http://host/ok`) must not admit
+    `http://host/ok/../status-500`, which requests would normalise and call with the bearer token:
+    `is_allowed_server` compares the path with its dot segments removed."""
     client = service(faults.base("ok"))
     response, _ = call(client, hook_body(faults.url + "/ok/../status-500"))
     outside = [r.path for r in faults.requests if r.mode != "ok"]
