@@ -50,7 +50,7 @@ def _print_text(evaluation: Evaluation) -> None:
         for suggestion in card.suggestions or []:
             print(f"  → suggestion: {suggestion.label}")
     if record.skipped:
-        print(f"\nSkipped invalid resources: {', '.join(record.skipped)}")
+        print(f"\nSkipped invalid resources: {', '.join(map(str, record.skipped))}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:

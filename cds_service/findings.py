@@ -20,6 +20,7 @@ TOPICS = (
     "bakers-cyst",
     "sciatica",
     "msk-self-care",
+    "record-incomplete",
 )
 
 INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}

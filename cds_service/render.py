@@ -44,8 +44,10 @@ def _values(finding: Finding, record: PatientRecord, knowledge: Knowledge) -> _V
         "thresholds": "; ".join(thresholds) or "none",
         "age": f"{record.age_years} years" if record.age_years is not None else "age not documented",
     })
-    if record.skipped:
-        values["evidence"] += "\n- Not read (invalid FHIR): " + ", ".join(record.skipped[:5])
+    shown = {line.reference for line in finding.evidence}
+    unread = [str(s) for s in record.skipped if s.reference not in shown]
+    if unread:
+        values["evidence"] += "\n- Not read (invalid FHIR): " + ", ".join(unread[:5])
     return values
 
 

@@ -20,7 +20,7 @@ from ..knowledge.codes import ConceptMatch
 from ..knowledge.concept_index import ConceptIndex
 from ..knowledge.quantities import UnitTable
 from .fhir_time import age_in_years, first_time, parse_fhir_datetime
-from .model import Fact, PatientRecord
+from .model import Fact, PatientRecord, SkippedResource
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,19 @@ def _code(concept: Any) -> str | None:
             if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
                 return coding["code"]
     return None
+
+
+def _status(raw: Mapping[str, Any]) -> str | None:
+    """The resource's status when it is a string; a malformed one reads as None, so the resource goes
+    on to validation, fails it and is named in the record's skipped list rather than dropped unseen."""
+    status = raw.get("status")
+    return status if isinstance(status, str) else None
+
+
+def _excluded_result(raw: Mapping[str, Any]) -> bool:
+    """True when a result's status says it is not a usable result (preliminary, cancelled, ...)."""
+    status = raw.get("status")
+    return isinstance(status, str) and status not in RESULT_STATUSES
 
 
 def _label(concept: Any, fallback: str) -> str:
@@ -82,15 +95,16 @@ class RecordBuilder:
 
     # ---- validation ----------------------------------------------------------------------
 
-    def _validated(self, raw: dict[str, Any], skipped: list[str]) -> bool:
-        """Validate with the R4B model; on failure, note the resource as skipped."""
+    def _validated(self, raw: dict[str, Any], skipped: list[SkippedResource],
+                   concepts: Iterable[str] = ()) -> bool:
+        """Validate with the R4B model; on failure, note the resource (and its concepts) as skipped."""
         resource_type = raw.get("resourceType", "?")
         try:
             get_fhir_model_class(resource_type).model_validate(raw)
         except (ValidationError, ValueError, TypeError, KeyError) as exc:
             count = exc.error_count() if isinstance(exc, ValidationError) else 1
             reference = f"{resource_type}/{raw.get('id', '?')}"
-            skipped.append(f"{reference} (invalid FHIR, {count} problem(s))")
+            skipped.append(SkippedResource(reference, count, frozenset(concepts)))
             log.info("skipped invalid resource %s: %d validation problem(s)", reference, count)
             return False
         return True
@@ -101,12 +115,12 @@ class RecordBuilder:
 
     # ---- per resource type ---------------------------------------------------------------
 
-    def _condition(self, raw: dict[str, Any], skipped: list[str]) -> Fact | None:
+    def _condition(self, raw: dict[str, Any], skipped: list[SkippedResource]) -> Fact | None:
         verification = _code(raw.get("verificationStatus"))
         if verification in IGNORED_VERIFICATION:
             return None
         matches = self._concepts(raw.get("code"))
-        if not matches or not self._validated(raw, skipped):
+        if not matches or not self._validated(raw, skipped, matches):
             return None
         return Fact(
             kind="Condition",
@@ -120,7 +134,7 @@ class RecordBuilder:
         )
 
     def _observation_candidates(self, raw: dict[str, Any]) -> dict[str, ConceptMatch] | None:
-        if raw.get("status") not in RESULT_STATUSES:
+        if _excluded_result(raw):
             return None
         matches = self._concepts(raw.get("code"), raw.get("valueCodeableConcept"))
         return matches or None
@@ -151,15 +165,15 @@ class RecordBuilder:
             conclusion="negative" if negative else ("positive" if present else None),
         )
 
-    def _medication(self, raw: dict[str, Any], skipped: list[str]) -> Fact | None:
-        if raw.get("status") in DROPPED_STATUSES:
+    def _medication(self, raw: dict[str, Any], skipped: list[SkippedResource]) -> Fact | None:
+        if _status(raw) in DROPPED_STATUSES:
             return None
         medication = raw.get("medicationCodeableConcept")
         reference = raw.get("medicationReference")
         if medication is None and isinstance(reference, Mapping):
             medication = self._contained_medication(raw, reference)
         matches = self._concepts(medication)
-        if not matches or not self._validated(raw, skipped):
+        if not matches or not self._validated(raw, skipped, matches):
             return None
         ingredient = next((m.entry.ingredient for m in matches.values() if m.entry.ingredient), None)
         return Fact(
@@ -180,11 +194,11 @@ class RecordBuilder:
                 return contained.get("code")
         return {"text": reference.get("display")} if reference.get("display") else None
 
-    def _procedure(self, raw: dict[str, Any], skipped: list[str]) -> Fact | None:
-        if raw.get("status") in DROPPED_STATUSES:
+    def _procedure(self, raw: dict[str, Any], skipped: list[SkippedResource]) -> Fact | None:
+        if _status(raw) in DROPPED_STATUSES:
             return None
         matches = self._concepts(raw.get("code"), raw.get("category"))
-        if not matches or not self._validated(raw, skipped):
+        if not matches or not self._validated(raw, skipped, matches):
             return None
         return Fact(
             kind="Procedure",
@@ -196,11 +210,11 @@ class RecordBuilder:
             laterality=_laterality(matches.values(), raw.get("bodySite")),
         )
 
-    def _order(self, raw: dict[str, Any], skipped: list[str]) -> Fact | None:
-        if raw.get("status") in DROPPED_STATUSES:
+    def _order(self, raw: dict[str, Any], skipped: list[SkippedResource]) -> Fact | None:
+        if _status(raw) in DROPPED_STATUSES:
             return None
         matches = self._concepts(raw.get("code"))
-        if not matches or not self._validated(raw, skipped):
+        if not matches or not self._validated(raw, skipped, matches):
             return None
         return Fact(
             kind="ServiceRequest",
@@ -211,11 +225,11 @@ class RecordBuilder:
             status=raw.get("status"),
         )
 
-    def _report(self, raw: dict[str, Any], skipped: list[str]) -> Fact | None:
-        if raw.get("status") not in RESULT_STATUSES:
+    def _report(self, raw: dict[str, Any], skipped: list[SkippedResource]) -> Fact | None:
+        if _excluded_result(raw):
             return None
         matches = self._concepts(raw.get("code"))
-        if not matches or not self._validated(raw, skipped):
+        if not matches or not self._validated(raw, skipped, matches):
             return None
         conclusion_parts = [*(raw.get("conclusionCode") or []), {"text": raw.get("conclusion")}]
         conclusion_matches = self._index.match_many(conclusion_parts)
@@ -255,7 +269,7 @@ class RecordBuilder:
             if group is None:
                 by_type[kind] = group = []
             group.append(raw)
-        skipped: list[str] = []
+        skipped: list[SkippedResource] = []
         patient = self._patient(by_type.get("Patient", []), patient_id, skipped)
         birth = parse_fhir_datetime(patient.get("birthDate")) if patient else None
         conditions = [f for r in by_type.get("Condition", []) if (f := self._condition(r, skipped))]
@@ -279,14 +293,14 @@ class RecordBuilder:
         )
 
     def _patient(self, patients: list[dict[str, Any]], patient_id: str,
-                 skipped: list[str]) -> dict[str, Any] | None:
+                 skipped: list[SkippedResource]) -> dict[str, Any] | None:
         chosen = next((p for p in patients if p.get("id") == patient_id), None)
         chosen = chosen or (patients[0] if len(patients) == 1 else None)
         if chosen is not None and not self._validated(chosen, skipped):
             return None
         return chosen
 
-    def _observations(self, raws: list[dict[str, Any]], skipped: list[str]) -> list[Fact]:
+    def _observations(self, raws: list[dict[str, Any]], skipped: list[SkippedResource]) -> list[Fact]:
         """The latest few valid Observations per concept: rules read only the most recent ones."""
         candidates: list[tuple[datetime | None, dict[str, Any], dict[str, ConceptMatch]]] = []
         for raw in raws:
@@ -302,7 +316,7 @@ class RecordBuilder:
         for _, raw, matches in candidates:
             if all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in matches):
                 continue
-            if not self._validated(raw, skipped):
+            if not self._validated(raw, skipped, matches):
                 continue
             for concept in matches:
                 kept[concept] = kept.get(concept, 0) + 1

@@ -46,6 +46,18 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class SkippedResource:
+    """A resource that failed FHIR validation, so no rule read it, and the concepts its code named."""
+
+    reference: str
+    problems: int
+    concepts: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        return f"{self.reference} (invalid FHIR, {self.problems} problem(s))"
+
+
+@dataclass(frozen=True)
 class PatientRecord:
     """Everything the rules read; built once per request by record.builder, never changed."""
 
@@ -59,7 +71,7 @@ class PatientRecord:
     procedures: tuple[Fact, ...] = ()
     orders: tuple[Fact, ...] = ()
     reports: tuple[Fact, ...] = ()
-    skipped: tuple[str, ...] = field(default=())
+    skipped: tuple[SkippedResource, ...] = field(default=())
 
     # ---- helpers -------------------------------------------------------------------------
 

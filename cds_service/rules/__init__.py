@@ -3,7 +3,8 @@
 `evaluate` applies the scope gate, runs every rule, then resolves overlaps:
 cauda-equina absorbs neuro-deficit and sciatica; septic-arthritis absorbs cannot-bear-weight; beside a
 critical card the less urgent differentials (PAD, Baker's cyst, sciatica, self-care) are left out, and
-beside neuro-deficit so are Baker's cyst and sciatica; persistent-pain only when nothing else fired.
+beside neuro-deficit so are Baker's cyst and sciatica; persistent-pain only when nothing else fired, and
+record-incomplete when nothing fired but part of the record could not be read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 from ..findings import INDICATOR_RANK, Evidence, Finding
 from ..record.model import Fact, PatientRecord
 from .dvt import dvt_excluded, dvt_rule, wells_score
+from .incomplete import record_incomplete_rule
 from .infection import septic_arthritis_rule
 from .msk import (
     acute_knee_injury_rule,
@@ -34,6 +36,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "septic-arthritis": frozenset({"temperature"}),
     "pad-claudication": frozenset({"abi"}),
     "msk-self-care": frozenset({"nsaid_reason"}),
+    "record-incomplete": frozenset({"unread_count"}),
 }
 
 CONCEPTS_USED = frozenset({
@@ -85,7 +88,8 @@ def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequ
     """
     complaints = current_complaints(record, t, scope_concepts)
     if not complaints:
-        return []
+        unreadable = record_incomplete_rule(record, scope_concepts, in_scope=False)
+        return [unreadable] if unreadable else []
     wells = wells_score(record, t)
     dvt = dvt_rule(record, t, wells)
     ces = cauda_equina_rule(record, t)
@@ -109,8 +113,9 @@ def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequ
         )
         findings += [f for f in less_urgent if f is not None]
     if not findings:
-        persistent = persistent_pain_rule(record, t, complaints)
-        findings = [persistent] if persistent else []
+        fallbacks = (persistent_pain_rule(record, t, complaints),
+                     record_incomplete_rule(record, scope_concepts, in_scope=True))
+        findings = [f for f in fallbacks if f is not None]
     findings = [_with_complaint(f, complaints[0]) for f in findings]
     return sorted(findings, key=lambda f: INDICATOR_RANK[indicator_of(f)])
 

@@ -11,11 +11,13 @@ from tests.support import fhir as F
 
 SERVICE_URL = "/cds-services/posterior-knee-pain"
 
-# The 14 stable finding topics (docs/architecture.md, cards/cards/*.yaml).
+# The 15 stable finding topics (docs/architecture.md, cards/cards/*.yaml): the 14 clinical findings
+# and record-incomplete (part of the record could not be read).
 TOPICS = frozenset({
     "dvt-likely", "dvt-possible", "pe-suspected", "cauda-equina", "neuro-deficit",
     "septic-arthritis", "acute-limb-ischemia", "cannot-bear-weight", "acute-knee-injury",
     "persistent-pain", "pad-claudication", "bakers-cyst", "sciatica", "msk-self-care",
+    "record-incomplete",
 })
 SUMMARY_LIMIT = 140  # CDS Hooks 2.0: summary "<140 characters"
 

@@ -432,3 +432,43 @@ def test_symptom_observation_opens_the_gate_only_when_present(evaluator: Evaluat
     symptom = F.finding("posterior-knee-pain", "Posterior knee pain", present=present)
     cards = evaluate(evaluator, [adult(), symptom, active_cancer()])
     assert indicators(cards) == ({"dvt-possible": "warning"} if opens else {})
+
+
+# ---- unreadable resources: "no cards" must never hide a red flag that could not be read ---------
+
+
+def unreadable(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with a value that fails FHIR validation (its codes still name its concept)."""
+    resource = dict(resource)
+    resource["subject"] = "Patient/p1"  # a Reference must be an object
+    return resource
+
+
+def test_unreadable_fever_with_knee_pain_gives_the_record_incomplete_card(evaluator: Evaluator) -> None:
+    fever = named("fever", F.temperature(39.5))
+    cards = evaluate(evaluator, [adult(), calf_pain(), unreadable(fever)])
+    assert indicators(cards) == {"record-incomplete": "warning"}
+    assert "Observation/fever" in cards["record-incomplete"]["detail"]
+    assert "body-temperature" in cards["record-incomplete"]["detail"]
+    assert cards["record-incomplete"]["summary"].startswith("1 record item(s) could not be read")
+
+
+def test_unreadable_knee_complaint_is_reported_although_the_gate_stays_closed(
+        evaluator: Evaluator) -> None:
+    """The only complaint is unreadable: whether the patient is in scope is unknown, so say so."""
+    cards = evaluate(evaluator, [adult(), unreadable(calf_pain())])
+    assert indicators(cards) == {"record-incomplete": "warning"}
+    assert "Condition/pain" in cards["record-incomplete"]["detail"]
+
+
+def test_unreadable_resource_outside_the_complaint_concepts_keeps_an_out_of_scope_patient_quiet(
+        evaluator: Evaluator) -> None:
+    fever = named("fever", F.temperature(39.5))
+    assert evaluate(evaluator, [adult(), unreadable(fever)]) == {}
+
+
+def test_beside_another_card_the_unreadable_resource_is_a_line_of_its_detail(evaluator: Evaluator) -> None:
+    fever = named("fever", F.temperature(39.5))
+    cards = evaluate(evaluator, [*wells_two(), unreadable(fever)])
+    assert set(cards) == {"dvt-likely"}
+    assert "Not read (invalid FHIR): Observation/fever" in cards["dvt-likely"]["detail"]

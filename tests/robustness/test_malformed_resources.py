@@ -151,8 +151,8 @@ def test_malformed_single_resource_key(client: FlaskClient, resource: dict[str, 
                  id="search-list"),
 ])
 def test_malformed_bundle_entry(client: FlaskClient, entry: Any) -> None:
-    """`bundle_resources` reads `(entry.get("search") or {}).get("mode")`: a `search` that is a
-    string or a list raises AttributeError (500) — BUG for the search-* cases."""
+    """Odd entries (null, a string, a `search` that is a string or a list) are skipped or refused
+    with a 400; never a 500."""
     body = F.hook_request(dvt_patient())
     body["prefetch"]["observations"]["entry"].append(entry)
     response = client.post(SERVICE_URL, json=body)
@@ -172,10 +172,8 @@ def test_malformed_bundle_entry(client: FlaskClient, entry: Any) -> None:
     pytest.param("link", [{"relation": ["next"], "url": "x"}], id="link-relation-list"),
 ])
 def test_malformed_bundle_structure(client: FlaskClient, field: str, value: Any) -> None:
-    """BUG: `bundle_resources` / `next_link` iterate `bundle.get("entry") or []` and
-    `bundle.get("link") or []` without checking they are lists: an int (or True) raises TypeError,
-    answered 500. A dict silently iterates its keys. Expected: 400 (invalid prefetch) or the bad
-    part skipped; never 5xx."""
+    """A Bundle whose `entry` or `link` is not a list is an invalid prefetch (400); odd links are
+    skipped; never a 5xx."""
     body = F.hook_request(dvt_patient())
     body["prefetch"]["conditions"][field] = value
     response = client.post(SERVICE_URL, json=body)
@@ -203,14 +201,9 @@ def test_valid_fever_gives_the_septic_arthritis_red_flag(client: FlaskClient) ->
 
 
 def test_invalid_fever_is_not_silently_dropped(client: FlaskClient) -> None:
-    """BUG (safety): a knee-pain patient whose only red-flag datum (a 39.5 °C temperature) is invalid
-    FHIR gets {"cards": []}: the unreadable Observation is not named anywhere, because the
-    "Not read (invalid FHIR)" note is only appended to the detail of cards that exist
-    (`render._values`). With no card, the clinician cannot know the red flag was not checked.
-
-    Expected: when the scope gate is open and `record.skipped` is not empty, the answer names the
-    unread resources (e.g. an info card "Some data could not be read: Observation/…").
-    """
+    """Safety: a knee-pain patient whose only red-flag datum (a 39.5 °C temperature) is invalid FHIR
+    got {"cards": []}, which reads as "evaluated, nothing found". The unread Observation must be named:
+    the record-incomplete card lists it when no other card does."""
     bad = fever()
     bad["valueQuantity"]["value"] = "abc"
     resources = [F.patient(age=60), F.condition(F.ICD10, "M79.662", "Pain in left lower leg"), bad]
