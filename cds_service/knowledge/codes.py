@@ -19,6 +19,12 @@ NEGATION = re.compile(
 )
 # Words that turn a phrase into another concept just before it: "hay fever", "glandular fever".
 FALSE_FRIEND = re.compile(r"\b(hay|glandular|rheumatic|scarlet|yellow|typhoid|dengue|lassa|q)[\s-]+$")
+# Both cues sit within a few words of the phrase (the longest cue plus 25 characters is under 50), so
+# only this much text before a phrase is searched: matching stays linear in the text's length.
+CUE_WINDOW_CHARS = 64
+# A CodeableConcept text or coding display is a short label; past this length it is free text, and only
+# its beginning is matched, so that a hostile or pasted document cannot hold a worker for minutes.
+TEXT_MATCH_MAX_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -78,33 +84,16 @@ class CodeList:
         return None
 
     def match_text(self, text: str | None) -> ConceptMatch | None:
-        """Match a phrase as whole words, unless a negation cue stands just before it."""
+        """Match a phrase as whole words, unless a negation cue stands just before it (only the first
+        TEXT_MATCH_MAX_CHARS characters of a text are read)."""
         if not text:
             return None
-        lowered = text.lower()
+        lowered = text[:TEXT_MATCH_MAX_CHARS].lower()
         for pattern, entry in self.phrases:
             for hit in pattern.finditer(lowered):
-                before = lowered[: hit.start()]
+                before = lowered[max(0, hit.start() - CUE_WINDOW_CHARS): hit.start()]
                 if not NEGATION.search(before) and not FALSE_FRIEND.search(before):
                     return ConceptMatch(entry, "text")
-        return None
-
-    def match_concept(self, concept: Mapping[str, Any] | None) -> ConceptMatch | None:
-        """Match a raw FHIR CodeableConcept: codings first, then coding displays and text."""
-        if not isinstance(concept, Mapping):
-            return None
-        codings = concept.get("coding") or []
-        for coding in codings:
-            if isinstance(coding, Mapping):
-                found = self.match_coding(coding.get("system"), coding.get("code"))
-                if found:
-                    return found
-        texts = [concept.get("text")]
-        texts += [c.get("display") for c in codings if isinstance(c, Mapping)]
-        for text in texts:
-            found = self.match_text(text) if isinstance(text, str) else None
-            if found:
-                return found
         return None
 
 

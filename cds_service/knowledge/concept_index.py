@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .codes import CodeList, ConceptMatch, normalise_code
+from .codes import TEXT_MATCH_MAX_CHARS, CodeList, ConceptMatch, normalise_code
 
 _CACHE_LIMIT = 50_000
 _Matches = tuple[tuple[str, ConceptMatch], ...]
@@ -52,6 +52,7 @@ class ConceptIndex:
 
     def text_matches(self, text: str) -> tuple[ConceptMatch, ...]:
         """Every concept with a phrase in this text (negated phrases excluded)."""
+        text = text[:TEXT_MATCH_MAX_CHARS]  # all that is matched, so a long text is cached by it
         cached = self._text_cache.get(text)
         if cached is not None:
             return cached
