@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from . import metrics
-from .errors import BadRequest, StoreUnavailable, UnknownService, UnsupportedHook
+from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
 from .prefetch import resolve
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
@@ -29,8 +29,12 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def _json_body() -> Any:
-    """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested."""
-    raw = request.get_data(cache=False)
+    """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
+    PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
+    limit = _runtime().settings.max_body_bytes
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if not raw:
         raise BadRequest("the request body is empty; a JSON object is required")
     try:
@@ -95,7 +99,11 @@ def feedback(service_id: str) -> Response:
     items = parse_model(FeedbackRequest, _json_body(), "feedback").feedback
     try:
         stored = _runtime().store.add_feedback(service_id, items)
-    except SQLAlchemyError as exc:
+    except (DataError, IntegrityError) as exc:  # permanent: the same items would fail again
+        metrics.FEEDBACK_STORE_ERRORS.labels(operation="add_feedback").inc()
+        log.error("feedback refused by the store: %s", type(exc).__name__)
+        raise BadRequest("a feedback value cannot be stored (too long or invalid); nothing was stored") from None
+    except SQLAlchemyError as exc:  # operational: the database is down or busy, a retry may succeed
         metrics.FEEDBACK_STORE_ERRORS.labels(operation="add_feedback").inc()
         log.error("feedback not stored: %s", type(exc).__name__)
         raise StoreUnavailable("the feedback store is unavailable; nothing was stored, send it again") from None

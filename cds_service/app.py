@@ -9,13 +9,13 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics
 from .api import bp, json_response
 from .auth import AuthenticationFailed
 from .config import load_settings
-from .errors import CdsError
+from .errors import CdsError, PayloadTooLarge
 from .logging_setup import configure_logging
 from .runtime import Runtime
 
@@ -31,7 +31,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     runtime = Runtime.load(settings)
     runtime.warm_up()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte over the limit may be read, so that a chunked body (no Content-Length) over the limit
+    # is seen to be over it (api._json_body) instead of being cut at the limit and parsed.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.config["TESTING"] = bool(settings.extra.get("TESTING", False))
     app.extensions["cds"] = runtime
     CORS(
@@ -44,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     _install_request_log(app)  # first, so its timer also covers refused JWTs
     _install_auth(app, runtime)
-    _install_errors(app)
+    _install_errors(app, runtime)
     log.info("service ready", extra={"event": "startup", "knowledge": runtime.knowledge.summary(),
                                      "auth": settings.auth, "production": settings.production})
     return app
@@ -82,18 +84,27 @@ def _install_auth(app: Flask, runtime: Runtime) -> None:
         return None
 
 
-def _install_errors(app: Flask) -> None:
+def _install_errors(app: Flask, runtime: Runtime) -> None:
     @app.errorhandler(CdsError)
     def _cds_error(exc: CdsError) -> Response:
         g.error = exc.code
         return json_response(exc.to_dict(), exc.status_code)
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Response:
+        limit = runtime.settings.max_body_bytes
+        return _cds_error(PayloadTooLarge(f"the request body is larger than {limit} bytes"))
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         g.error = code
-        return json_response({"error": code, "message": exc.description or exc.name},
-                             exc.code or 500)
+        response = json_response({"error": code, "message": exc.description or exc.name},
+                                 exc.code or 500)
+        for name, value in exc.get_headers():  # e.g. `Allow` on a 405 (RFC 9110 §15.5.6)
+            if name.lower() not in {"content-type", "content-length"}:
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -64,6 +64,11 @@ feedback = Table(
 )
 
 
+def _storable(value: str | None) -> str | None:
+    """A string PostgreSQL can store: its text columns refuse NUL, so NUL becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if value else value
+
+
 def _item_key(service_id: str, item: FeedbackItem) -> str:
     """Identity of a feedback item: the same report delivered twice has the same key."""
     canonical = json.dumps(
@@ -127,7 +132,7 @@ class FeedbackStore:
         """Record (uuid, topic, indicator) of the cards just returned."""
         rows = [
             {"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "indicator": indicator,
-             "hook_instance": hook_instance, "shown_at": datetime.now(UTC)}
+             "hook_instance": _storable(hook_instance), "shown_at": datetime.now(UTC)}
             for card_uuid, topic, indicator in cards
         ]
         if not rows:
@@ -144,19 +149,22 @@ class FeedbackStore:
             rows.append({
                 "item_key": _item_key(service_id, item),
                 "service_id": service_id,
-                "card_uuid": item.card,
+                "card_uuid": _storable(item.card),
                 "outcome": item.outcome,
                 "accepted_suggestions": json.dumps([s.id for s in item.acceptedSuggestions or []]),
-                "override_code": reason.code if reason else None,
-                "override_system": reason.system if reason else None,
-                "user_comment": item.overrideReason.userComment if item.overrideReason else None,
-                "outcome_timestamp": item.outcomeTimestamp,
+                "override_code": _storable(reason.code) if reason else None,
+                "override_system": _storable(reason.system) if reason else None,
+                "user_comment": _storable(item.overrideReason.userComment) if item.overrideReason else None,
+                "outcome_timestamp": _storable(item.outcomeTimestamp),
                 "received_at": datetime.now(UTC),
             })
-        statement = self._insert()(feedback).on_conflict_do_nothing(index_elements=["item_key"])
+        # RETURNING names the rows really inserted (a duplicate returns nothing); rowcount cannot be
+        # trusted for a multi-row insert (psycopg reports -1).
+        statement = (self._insert()(feedback).on_conflict_do_nothing(index_elements=["item_key"])
+                     .returning(feedback.c.item_key))
         with self.engine.begin() as connection:
             result = connection.execute(statement, rows)
-        return max(result.rowcount, 0) if result.rowcount is not None else len(rows)
+            return len(result.all())
 
     def summary(self, service_id: str) -> dict[str, Any]:
         """Per topic: cards shown, accepted, overridden, and the override reasons with counts."""

@@ -72,8 +72,10 @@ class AcceptedSuggestion(_Tolerant):
 
 
 class Coding(_Tolerant):
-    code: str = Field(min_length=1)
-    system: str | None = None
+    """An override reason's Coding; the bounds are those of the feedback store's columns."""
+
+    code: str = Field(min_length=1, max_length=200)
+    system: str | None = Field(default=None, max_length=500)
     display: str | None = None
 
 

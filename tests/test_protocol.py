@@ -136,6 +136,33 @@ def test_missing_data_without_fhir_server_gets_412(client: FlaskClient) -> None:
     assert "no fhirServer" in response.get_json()["message"]
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("observations", {"resourceType": "Patient", "id": "p1"}, "must hold Bundle, not Patient"),
+    ("patient", {"resourceType": "Observation", "id": "o1"}, "must hold Patient, not Observation"),
+    ("conditions", {"resourceType": "Bundle", "type": "searchset", "entry": 5}, "not a list"),
+])
+def test_prefetch_of_the_wrong_shape_is_refused(client: FlaskClient, key: str, value: Any,
+                                                message: str) -> None:
+    """A prefetch value that is not what its template asks for would leave that data out unseen."""
+    body = knee_request()
+    body["prefetch"][key] = value
+    response = client.post(SERVICE_URL, json=body)
+    assert response.status_code == 400
+    assert message in response.get_json()["message"]
+    assert response.get_json()["key"] == key
+
+
+def test_a_bare_resource_of_the_searched_type_is_accepted(client: FlaskClient) -> None:
+    """Tolerance: one Condition sent for a Condition search counts as a one-entry searchset."""
+    body = knee_request()
+    bundle = body["prefetch"]["conditions"]
+    assert len(bundle["entry"]) == 1
+    body["prefetch"]["conditions"] = bundle["entry"][0]["resource"]
+    response = client.post(SERVICE_URL, json=body)
+    assert response.status_code == 200
+    assert response.get_json()["cards"], "the knee complaint in the bare Condition was read"
+
+
 def test_null_prefetch_means_no_data_and_is_not_fetched(client: FlaskClient) -> None:
     body = knee_request()
     for key in ("medicationRequests", "medicationStatements", "procedures", "serviceRequests",
@@ -222,14 +249,14 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["checks"] == {"knowledge": "ok", "feedback_store": "ok"}
-    assert ready.get_json()["knowledge"]["cards"] == 14
+    assert ready.get_json()["knowledge"]["cards"] == 15  # one card definition per finding topic
 
 
 def test_body_over_the_limit_gets_413_json(make_app: Any) -> None:
     client = make_app(max_body_bytes=1000).test_client()
     response = client.post(SERVICE_URL, data=b"{" + b" " * 2000 + b"}", content_type="application/json")
     assert response.status_code == 413
-    assert response.get_json()["error"] == "request_entity_too_large"
+    assert response.get_json()["error"] == "payload_too_large"
 
 
 def test_pathological_nesting_gets_400(client: FlaskClient) -> None:

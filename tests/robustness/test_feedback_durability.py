@@ -208,13 +208,8 @@ def test_killed_worker_loses_no_acknowledged_feedback(gunicorn: GunicornServer,
 
 
 def test_stored_count_reports_new_items(database_url: str) -> None:
-    """BUG on PostgreSQL: the answer's `stored` is always 0, even for a new item.
-
-    `FeedbackStore.add_feedback` executes the INSERT with a list of parameter sets (executemany);
-    with psycopg, SQLAlchemy's insertmanyvalues path leaves `result.rowcount` at -1, which
-    `max(result.rowcount, 0)` turns into 0. The rows are stored; the count the client sees is wrong.
-    Fix: `.returning(feedback.c.item_key)` on the INSERT and count the returned rows (SQLite >= 3.35
-    and PostgreSQL both support RETURNING with ON CONFLICT DO NOTHING)."""
+    """`stored` counts the items that were new (found on PostgreSQL, where it was always 0: psycopg
+    reports rowcount -1 for a multi-row INSERT; the store now counts the rows RETURNING gives)."""
     app = create_app({"database_url": database_url, "TESTING": True})
     try:
         client = app.test_client()
@@ -253,15 +248,10 @@ def overridden(**reason: Any) -> dict[str, Any]:
     pytest.param(SERVICE_URL, dvt_request("hook\x00instance"), id="hook-instance-nul"),
 ])
 def test_hostile_values_never_give_5xx(database_url: str, url: str, body: dict[str, Any]) -> None:
-    """BUG on PostgreSQL (SQLite accepts these): a NUL character in a stored string makes psycopg
-    raise DataError ("PostgreSQL text fields cannot contain NUL (0x00) bytes"), and an override
-    `code` over 200 or `system` over 500 characters overflows VARCHAR(200)/VARCHAR(500)
-    (StringDataRightTruncation). `api.feedback` turns every SQLAlchemyError into 503
-    "feedback_store_unavailable ... send it again": a permanent input error is presented as an
-    outage, so a conforming client re-sends the same item forever. (In a hook call the same error in
-    `remember_cards` is logged and the cards still go out.) The wire models (wire.Coding) bound
-    neither. Fix: max_length on Coding.code (200) and Coding.system (500) as in the columns, and
-    reject (400) or strip "\x00" in every string that is stored."""
+    """Values PostgreSQL cannot store (found there; SQLite accepts them) are not an outage: a NUL in a
+    stored string is replaced (U+FFFD), an override code over 200 or a system over 500 characters is a
+    400 from the wire model, so a conforming client never re-sends a poison item forever after a 503.
+    In a hook call the cards go out whatever happens to the record of cards shown."""
     app = create_app({"database_url": database_url, "TESTING": True})
     try:
         response = app.test_client().post(url, json=body)

@@ -117,8 +117,8 @@ def test_hostile_requests_leave_the_workers_alive(server: GunicornServer) -> Non
 
 
 def test_a_request_that_fails_in_process_leaves_the_worker_alive(server: GunicornServer) -> None:
-    """The worker survives an unhandled exception (the 500 is caught by the app's error handler);
-    the 500 itself is the Bundle.entry bug of test_malformed_resources.py."""
+    """Requests the app refuses mid-evaluation (a Bundle whose `entry` is a number, once a 500) leave
+    the workers as they were and get JSON answers."""
     workers = server.worker_pids()
     broken = knee_body()
     broken["prefetch"]["conditions"]["entry"] = 5
@@ -130,13 +130,8 @@ def test_a_request_that_fails_in_process_leaves_the_worker_alive(server: Gunicor
 
 
 def test_chunked_body_over_the_limit_gets_413(server: GunicornServer) -> None:
-    """BUG (wrong status): a chunked body (no Content-Length) over CDS_MAX_BODY_BYTES is cut at the
-    limit and parsed, so the client gets 400 "malformed JSON: unexpected end of data" instead of 413.
-
-    werkzeug's LimitedStream.readall() stops at the limit without raising (it only raises when read
-    again after the limit), and `api._json_body` reads with `request.get_data()`. Fix: read
-    `request.stream.read(limit + 1)` and raise errors.PayloadTooLarge when more than `limit` bytes
-    arrive (PayloadTooLarge exists in errors.py but is not used)."""
+    """A chunked body (no Content-Length) over CDS_MAX_BODY_BYTES is a 413, not a body cut at the limit
+    and parsed as malformed JSON (werkzeug's limited stream stops at the limit without raising)."""
     response = post_chunked(server.url + SERVICE_URL, big_body())
     assert response.status_code == 413, (response.status_code, response.content[:200])
     assert response.json()["error"]
