@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from . import metrics
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
+from .gc_pause import gc_paused
 from .prefetch import resolve
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
@@ -38,7 +39,8 @@ def _json_body() -> Any:
     if not raw:
         raise BadRequest("the request body is empty; a JSON object is required")
     try:
-        body = orjson.loads(raw)
+        with gc_paused():
+            body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
     runtime = _runtime()

@@ -9,7 +9,7 @@ from typing import Any
 
 from .findings import Finding
 from .knowledge import Knowledge
-from .record.builder import RecordBuilder
+from .record.builder import DEFAULT_MAX_DEPTH, RecordBuilder
 from .record.model import PatientRecord
 from .render import CardSource, render_card
 from .rules import evaluate
@@ -32,9 +32,10 @@ class Evaluation:
 class Evaluator:
     """Evaluates patients with one knowledge catalog; shared by the HTTP API and the CLI."""
 
-    def __init__(self, knowledge: Knowledge, source: CardSource) -> None:
+    def __init__(self, knowledge: Knowledge, source: CardSource,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.knowledge = knowledge
-        self._builder = RecordBuilder(knowledge.index, knowledge.units)
+        self._builder = RecordBuilder(knowledge.index, knowledge.units, max_depth)
         self._source = source
 
     def evaluate(self, resources: Iterable[dict[str, Any]], patient_id: str,

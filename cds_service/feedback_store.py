@@ -2,6 +2,11 @@
 
 No patient data is stored: a shown card is its uuid, topic, indicator, service and time. Feedback items
 are stored once each (a hash of the item is unique), so repeated deliveries are harmless.
+
+Feedback is acknowledged only after its commit reached the disk. The record of cards shown is written on
+every hook call, so its commit does not wait for the disk flush (SQLite WAL with synchronous=NORMAL,
+PostgreSQL synchronous_commit=off): a crash of the service loses nothing, a power loss may lose the last
+rows of a second or so, which only lowers a "shown" count in the summary.
 """
 
 from __future__ import annotations
@@ -82,7 +87,10 @@ class FeedbackStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = self._make_engine(url)
+        self.engine = self._make_engine(url, synchronous="FULL")
+        # SQLite sets durability per connection, so cards shown get connections of their own
+        self._shown_engine = (self._make_engine(url, synchronous="NORMAL")
+                              if self.engine.dialect.name == "sqlite" else self.engine)
         self._create_tables()
 
     def _create_tables(self, attempts: int = 5) -> None:
@@ -98,7 +106,7 @@ class FeedbackStore:
                 time.sleep(0.05 * (attempt + 1))
 
     @staticmethod
-    def _make_engine(url: str) -> Engine:
+    def _make_engine(url: str, synchronous: str) -> Engine:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -109,7 +117,7 @@ class FeedbackStore:
             def _sqlite_pragmas(connection: Any, _record: Any) -> None:
                 cursor = connection.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
                 cursor.execute("PRAGMA busy_timeout=15000")
                 cursor.close()
 
@@ -138,7 +146,9 @@ class FeedbackStore:
         if not rows:
             return
         statement = self._insert()(cards_shown).on_conflict_do_nothing()
-        with self.engine.begin() as connection:
+        with self._shown_engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
             connection.execute(statement, rows)
 
     def add_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:
@@ -207,3 +217,4 @@ class FeedbackStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._shown_engine.dispose()

@@ -25,6 +25,8 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from .gc_pause import gc_paused
+
 FHIR_JSON = "application/fhir+json"
 MAX_REDIRECTS = 3
 READ_CHUNK_BYTES = 64 * 1024
@@ -291,7 +293,8 @@ class FhirClient:
     @staticmethod
     def _decode(content: bytes) -> dict[str, Any]:
         try:
-            body = orjson.loads(content)
+            with gc_paused():
+                body = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise FhirFetchError("invalid_json", "FHIR server answered with invalid JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):

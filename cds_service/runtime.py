@@ -10,6 +10,7 @@ from .auth import JwtVerifier, create_verifier
 from .config import Settings
 from .evaluation import Evaluator
 from .feedback_store import FeedbackStore
+from .json_depth import nested_deeper_than
 from .knowledge import Knowledge, load_knowledge
 from .render import CardSource
 
@@ -42,25 +43,21 @@ class Runtime:
         return cls(
             settings=settings,
             knowledge=knowledge,
-            evaluator=Evaluator(knowledge, source),
+            evaluator=Evaluator(knowledge, source, settings.max_json_depth),
             store=FeedbackStore(settings.database_url),
             verifier=verifier,
             openapi=OPENAPI_PATH.read_bytes(),
         )
 
     def too_deep(self, body: Any) -> bool:
-        """True when JSON containers nest deeper than the configured limit."""
+        """True when the request envelope (everything but the prefetch resources) nests deeper than
+        the configured limit. Prefetch resources are not walked here: orjson refuses more than 1,024
+        levels anywhere, and the record builder checks each resource it reads before validating it."""
         limit = self.settings.max_json_depth
-        stack: list[tuple[Any, int]] = [(body, 1)]
-        while stack:
-            value, depth = stack.pop()
-            if depth > limit:
-                return True
-            if isinstance(value, dict):
-                stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
-            elif isinstance(value, list):
-                stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
-        return False
+        if not isinstance(body, dict):
+            return nested_deeper_than(body, limit)
+        envelope = {key: value for key, value in body.items() if key != "prefetch"}
+        return nested_deeper_than(envelope, limit)
 
     def warm_up(self) -> None:
         """Build fhir.resources model schemas and caches now, not on the first request."""

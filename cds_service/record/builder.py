@@ -1,8 +1,10 @@
 """Build the PatientRecord from resolved prefetch data, validating only what the rules read.
 
-Raw resources are first selected cheaply (resource type, status, a code of a known concept); only the
-selected ones are validated with fhir.resources R4B models. A resource that fails validation is skipped
-and named in `PatientRecord.skipped`; it never stops the evaluation.
+Raw resources are first selected cheaply (resource type, status, a code of a known concept); of the
+selected ones, the elements this module reads (READ_ELEMENTS) are validated with the fhir.resources R4B
+model of their type. A resource whose read elements fail validation is skipped and named in
+`PatientRecord.skipped`; it never stops the evaluation. Elements nobody reads (a Synthea Patient's dozen
+extensions, narrative text) cost nothing and cannot get a valid birth date thrown away.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from ..json_depth import nested_deeper_than
 from ..knowledge.codes import ConceptMatch
 from ..knowledge.concept_index import ConceptIndex
 from ..knowledge.quantities import UnitTable
@@ -31,6 +34,27 @@ NEGATIVE_RESULT = "result-negative"
 OBSERVATIONS_KEPT_PER_CONCEPT = 5
 SIDE = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+DEFAULT_MAX_DEPTH = 64
+
+# What this module reads of each resource type, plus the elements R4 requires of it (subject, intent),
+# so that the projection validated is a valid resource exactly when what is read is valid.
+READ_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "Patient": ("id", "birthDate", "gender"),
+    "Condition": ("id", "subject", "code", "clinicalStatus", "verificationStatus", "bodySite",
+                  "onsetDateTime", "onsetPeriod", "recordedDate"),
+    "Observation": ("id", "status", "code", "bodySite", "valueQuantity", "valueCodeableConcept",
+                    "valueBoolean", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"),
+    "MedicationRequest": ("id", "status", "intent", "subject", "medicationCodeableConcept",
+                          "medicationReference", "contained", "authoredOn"),
+    "MedicationStatement": ("id", "status", "subject", "medicationCodeableConcept",
+                            "medicationReference", "contained", "effectiveDateTime", "effectivePeriod",
+                            "dateAsserted"),
+    "Procedure": ("id", "status", "subject", "code", "category", "bodySite", "performedDateTime",
+                  "performedPeriod"),
+    "ServiceRequest": ("id", "status", "intent", "subject", "code", "authoredOn", "occurrenceDateTime"),
+    "DiagnosticReport": ("id", "status", "code", "conclusion", "conclusionCode", "effectiveDateTime",
+                         "effectivePeriod", "issued"),
+}
 
 
 def _code(concept: Any) -> str | None:
@@ -88,19 +112,26 @@ def _laterality(matches: Iterable[ConceptMatch], *concepts: Any) -> str | None:
 class RecordBuilder:
     """Turns raw resources into a PatientRecord; one instance serves every request."""
 
-    def __init__(self, index: ConceptIndex, units: UnitTable) -> None:
+    def __init__(self, index: ConceptIndex, units: UnitTable, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._index = index
         self._units = units
+        self._max_depth = max_depth
         self._relevant = index.concepts - {NEGATIVE_RESULT}
 
     # ---- validation ----------------------------------------------------------------------
 
     def _validated(self, raw: dict[str, Any], skipped: list[SkippedResource],
                    concepts: Iterable[str] = ()) -> bool:
-        """Validate with the R4B model; on failure, note the resource (and its concepts) as skipped."""
+        """Validate what is read of the resource with its R4B model; on failure, note the resource (and
+        its concepts) as skipped. Nesting deeper than the limit fails too: validation recurses."""
         resource_type = raw.get("resourceType", "?")
+        read = READ_ELEMENTS.get(resource_type)
+        projection = {key: raw[key] for key in read if key in raw} if read else dict(raw)
+        projection["resourceType"] = resource_type
         try:
-            get_fhir_model_class(resource_type).model_validate(raw)
+            if nested_deeper_than(projection, self._max_depth):
+                raise ValueError(f"nested deeper than {self._max_depth} levels")
+            get_fhir_model_class(resource_type).model_validate(projection)
         except (ValidationError, ValueError, TypeError, KeyError) as exc:
             count = exc.error_count() if isinstance(exc, ValidationError) else 1
             reference = f"{resource_type}/{raw.get('id', '?')}"

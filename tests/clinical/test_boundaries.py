@@ -5,6 +5,7 @@ Every expectation cites the criteria document (../shared/reference/clinical-crit
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -438,10 +439,23 @@ def test_symptom_observation_opens_the_gate_only_when_present(evaluator: Evaluat
 
 
 def unreadable(resource: dict[str, Any]) -> dict[str, Any]:
-    """The resource with a value that fails FHIR validation (its codes still name its concept)."""
-    resource = dict(resource)
-    resource["subject"] = "Patient/p1"  # a Reference must be an object
+    """The resource with an element the rules read that fails FHIR validation (its codes still name
+    its concept)."""
+    resource = copy.deepcopy(resource)
+    if "valueQuantity" in resource:
+        resource["valueQuantity"]["value"] = "abc"
+    else:
+        resource["onsetDateTime"] = "yesterday"
     return resource
+
+
+def test_an_invalid_element_no_rule_reads_does_not_cost_the_resource(evaluator: Evaluator) -> None:
+    """Only what the rules read is validated: a broken `note` leaves the fever readable."""
+    fever = named("fever", F.temperature(39.5))
+    fever["note"] = "not an Annotation list"
+    cards = evaluate(evaluator, [adult(), calf_pain(), fever])
+    assert "septic-arthritis" in cards
+    assert "Not read" not in cards["septic-arthritis"]["detail"]
 
 
 def test_unreadable_fever_with_knee_pain_gives_the_record_incomplete_card(evaluator: Evaluator) -> None:
