@@ -13,25 +13,19 @@ import os
 import re
 import runpy
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import ROOT, SERVICE_PATH
+from .data import SERVICE_PATH
+from .gunicorn import CONF as GUNICORN_CONF
+from .gunicorn import GunicornServer
 from .stats import markdown_table
 
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 WRK_TIMEOUT = "10s"  # a request slower than this counts as a socket error (timeout)
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 POST_LUA = r"""
 -- POST the body in $BENCH_BODY_FILE; print one JSON line with the summary when done.
@@ -98,87 +92,25 @@ def gunicorn_settings() -> dict[str, Any]:
     return {key: values.get(key) for key in ("workers", "threads", "worker_class", "keepalive")}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def base_env() -> dict[str, str]:
-    """The environment of a bench server: the caller's, minus CDS_* settings other than workers and
-    threads (so both servers get the same), plus CDS_AUTH=off."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CDS_") or k in {"CDS_WORKERS", "CDS_THREADS"}}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env["CDS_AUTH"] = "off"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    return env
-
-
-class GunicornServer:
-    """`gunicorn --config deploy/gunicorn.conf.py <app>` on a free loopback port."""
-
-    def __init__(self, name: str, app: str, env: Mapping[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.app = app
-        self.port = free_port()
-        self.env = {**env, "CDS_BIND": f"127.0.0.1:{self.port}"}
-        self.log_path = log_dir / f"{name}.stderr.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> GunicornServer:
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        command = [str(gunicorn), "--config", str(GUNICORN_CONF), self.app]
-        with open(self.log_path, "wb") as log:
-            # stdout carries gunicorn's access log (one JSON line per request): discarded.
-            self._proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                          stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"{self.name}: gunicorn exited ({self._proc.returncode}):\n"
-                                   f"{self.log_tail()}")
-            try:
-                with _OPENER.open(self.url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name}: not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()  # gunicorn's master stops its workers on SIGTERM
-        try:
-            proc.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    """What both bench servers get on top of bench.gunicorn's environment: the service logs every
+    request at INFO, as in production."""
+    return {"CDS_LOG_LEVEL": "info"}
 
 
 @contextmanager
 def servers(specs: Mapping[str, tuple[str, Mapping[str, str]]], log_dir: Path
             ) -> Iterator[dict[str, GunicornServer]]:
-    """Start every (name -> (app, env)) server; stop them all on exit."""
+    """Start every (name -> (app, env)) server with the workers and threads of
+    deploy/gunicorn.conf.py; stop them all on exit."""
+    settings = gunicorn_settings()
     started: dict[str, GunicornServer] = {}
     try:
         for name, (app, env) in specs.items():
-            started[name] = GunicornServer(name, app, env, log_dir).start()
+            server = GunicornServer(app=app, extra_env=env, workers=settings["workers"],
+                                    threads=settings["threads"], ready_path="/healthz",
+                                    log_path=log_dir / f"{name}.stderr.log")
+            started[name] = server.start()
         yield started
     finally:
         for server in started.values():
@@ -214,10 +146,6 @@ def write_script(directory: Path) -> Path:
     path = directory / "post.lua"
     path.write_text(POST_LUA)
     return path
-
-
-def new_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="cds-bench-load-"))
 
 
 def table(results: list[WrkResult]) -> str:

@@ -32,7 +32,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.soak import GunicornServer
+from bench.gunicorn import GunicornServer
 from cds_service.app import create_app
 from tests.conftest import SERVICE_URL
 from tests.support import fhir as F

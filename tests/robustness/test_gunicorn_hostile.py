@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from bench.soak import GunicornServer
+from bench.gunicorn import GunicornServer
 from tests.conftest import SERVICE_URL
 from tests.support import fhir as F
 
