@@ -6,7 +6,7 @@ CDS_PORT ?= 8080
 CDS_HOST ?= 127.0.0.1
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench soak image smoke clean help
+.PHONY: run test lint bench soak load-tool image smoke clean help
 
 help:
 	@echo "make run    start the service on http://$(CDS_HOST):$(CDS_PORT)/cds-services"
@@ -38,10 +38,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+# wrk (Debian) drives the load sections; installed here when missing and we are root.
+load-tool:
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	  (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)) >/dev/null 2>&1 || true
+	@command -v wrk >/dev/null 2>&1 || echo "wrk is missing (apt-get install wrk): the load section is skipped, the soak uses Python"
+
+bench: $(STAMP) load-tool
 	$(BIN)/python -m bench
 
-soak: $(STAMP)
+soak: $(STAMP) load-tool
 	$(BIN)/python -m bench.soak
 
 image:
