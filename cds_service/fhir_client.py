@@ -319,6 +319,10 @@ class FhirClient:
         """Stop every fetch of this client now (the deadline has passed or another key failed)."""
         abort_session(self._session)
 
+    def close(self) -> None:
+        """Close the client's connections (its Session serves one CDS call)."""
+        self._session.close()
+
     def collect_pages(self, bundle: dict[str, Any], pages_already: int = 1) -> list[dict[str, Any]]:
         """Resources of a searchset Bundle and of its `next` pages (same origin, page cap)."""
         resources = bundle_resources(bundle)

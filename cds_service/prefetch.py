@@ -105,10 +105,6 @@ class _ClientFactory:
             )
         return self._client
 
-    @property
-    def request_count(self) -> int:
-        return self._client.request_count if self._client else 0
-
 
 def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settings) -> ResolvedData:
     """Resolve every prefetch key of `definition` for `request`."""
@@ -144,8 +140,12 @@ def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settin
             keys = sorted([*to_fetch, *to_continue])
             raise PrefetchUnavailable(f"required data is missing and {message}", keys=keys,
                                       reasons=dict.fromkeys(keys, code))
-        _fetch_all(clients.get(), to_fetch, to_continue, data, settings)
-    data.fhir_requests = clients.request_count
+        client = clients.get()
+        try:
+            _fetch_all(client, to_fetch, to_continue, data, settings)
+        finally:
+            data.fhir_requests = client.request_count
+            client.close()
     return data
 
 
