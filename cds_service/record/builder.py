@@ -121,7 +121,7 @@ class RecordBuilder:
     # ---- validation ----------------------------------------------------------------------
 
     def _validated(self, raw: dict[str, Any], skipped: list[SkippedResource],
-                   concepts: Iterable[str] = ()) -> bool:
+                   matches: Mapping[str, ConceptMatch] | None = None) -> bool:
         """Validate what is read of the resource with its R4B model; on failure, note the resource (and
         its concepts) as skipped. Nesting deeper than the limit fails too: validation recurses."""
         resource_type = raw.get("resourceType", "?")
@@ -135,7 +135,8 @@ class RecordBuilder:
         except (ValidationError, ValueError, TypeError, KeyError) as exc:
             count = exc.error_count() if isinstance(exc, ValidationError) else 1
             reference = f"{resource_type}/{raw.get('id', '?')}"
-            skipped.append(SkippedResource(reference, count, frozenset(concepts)))
+            label = next((m.entry.display for m in (matches or {}).values()), None)
+            skipped.append(SkippedResource(reference, count, frozenset(matches or ()), label))
             log.info("skipped invalid resource %s: %d validation problem(s)", reference, count)
             return False
         return True

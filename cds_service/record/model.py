@@ -52,6 +52,7 @@ class SkippedResource:
     reference: str
     problems: int
     concepts: frozenset[str] = frozenset()
+    label: str | None = None  # display of the code-list entry its code matched, e.g. "Body temperature"
 
     def __str__(self) -> str:
         return f"{self.reference} (invalid FHIR, {self.problems} problem(s))"

@@ -19,8 +19,8 @@ def record_incomplete_rule(record: PatientRecord, scope_concepts: Sequence[str],
     if not unread:
         return None
     evidence = tuple(
-        Evidence(f"Not read ({', '.join(sorted(s.concepts)) or 'patient details'}): invalid FHIR, "
-                 f"{s.problems} problem(s)", s.reference)
+        Evidence(f"Not read ({s.label or 'patient details'}): invalid FHIR, {s.problems} problem(s)",
+                 s.reference)
         for s in unread[:LISTED_AT_MOST]
     )
     more = len(unread) - LISTED_AT_MOST

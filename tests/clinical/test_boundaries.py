@@ -463,7 +463,7 @@ def test_unreadable_fever_with_knee_pain_gives_the_record_incomplete_card(evalua
     cards = evaluate(evaluator, [adult(), calf_pain(), unreadable(fever)])
     assert indicators(cards) == {"record-incomplete": "warning"}
     assert "Observation/fever" in cards["record-incomplete"]["detail"]
-    assert "body-temperature" in cards["record-incomplete"]["detail"]
+    assert "Not read (Body temperature)" in cards["record-incomplete"]["detail"]
     assert cards["record-incomplete"]["summary"].startswith("1 record item(s) could not be read")
 
 
