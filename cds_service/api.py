@@ -39,8 +39,7 @@ def _json_body() -> Any:
     if not raw:
         raise BadRequest("the request body is empty; a JSON object is required")
     try:
-        with gc_paused():
-            body = orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
     runtime = _runtime()
@@ -64,9 +63,13 @@ def discovery() -> Response:
 
 @bp.post("/cds-services/<service_id>")
 def invoke(service_id: str) -> Response:
-    """Evaluate one patient-view call."""
+    """Evaluate one patient-view call (with the cyclic collector paused: see gc_pause)."""
     _service(service_id)
-    runtime = _runtime()
+    with gc_paused():
+        return _evaluate_call(service_id, _runtime())
+
+
+def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     cds_request = parse_model(CdsRequest, _json_body(), "CDS Hooks request")
     g.hook_instance = cds_request.hookInstance
     definition = runtime.knowledge.service

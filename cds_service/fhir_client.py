@@ -25,8 +25,6 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .gc_pause import gc_paused
-
 FHIR_JSON = "application/fhir+json"
 MAX_REDIRECTS = 3
 READ_CHUNK_BYTES = 64 * 1024
@@ -293,8 +291,7 @@ class FhirClient:
     @staticmethod
     def _decode(content: bytes) -> dict[str, Any]:
         try:
-            with gc_paused():
-                body = orjson.loads(content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise FhirFetchError("invalid_json", "FHIR server answered with invalid JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):

@@ -1,4 +1,4 @@
-"""The collector pause around JSON parsing: off inside, back on after, shared by threads."""
+"""The collector pause around a hook call: off inside, back on after, shared by threads, bounded."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cds_service import gc_pause
 from cds_service.gc_pause import gc_paused
 
 
@@ -56,4 +57,17 @@ def test_a_collector_that_was_off_stays_off() -> None:
 def test_collector_comes_back_after_an_error() -> None:
     with pytest.raises(ValueError), gc_paused():
         raise ValueError("malformed")
+    assert gc.isenabled()
+
+
+def test_a_call_joins_the_pause_only_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a stream of overlapping calls the collector must run again: a call that starts after
+    MAX_PAUSE_SECONDS does not extend the pause, which ends when the calls that joined have ended."""
+    monkeypatch.setattr(gc_pause, "MAX_PAUSE_SECONDS", 0.0)
+    first = gc_paused()
+    first.__enter__()
+    assert not gc.isenabled()
+    with gc_paused():  # too late to join: does not keep the collector off
+        first.__exit__(None, None, None)
+        assert gc.isenabled()
     assert gc.isenabled()
