@@ -61,8 +61,16 @@ class WrkResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
-    non_2xx: int
-    socket_errors: int  # connect + read + write + timeout
+    mean_ms: float
+    errors: dict[str, int]  # wrk's counts: connect, read, write, status (non-2xx), timeout
+
+    @property
+    def non_2xx(self) -> int:
+        return self.errors["status"]
+
+    @property
+    def socket_errors(self) -> int:
+        return self.errors["connect"] + self.errors["read"] + self.errors["write"] + self.errors["timeout"]
 
     @property
     def rps(self) -> float:
@@ -118,12 +126,12 @@ def servers(specs: Mapping[str, tuple[str, Mapping[str, str]]], log_dir: Path
 
 
 def run_wrk(url: str, body_file: Path, connections: int, seconds: float, *, server: str,
-            request: str, script: Path) -> WrkResult:
-    """One wrk run (POST of `body_file`); wrk threads: 1 for one connection, else 2."""
+            request: str, script: Path, threads: int | None = None) -> WrkResult:
+    """One wrk run (POST of `body_file`); wrk threads: 1 for one connection, else 2 by default."""
     wrk = wrk_path()
     if wrk is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install -y wrk)")
-    threads = 1 if connections == 1 else 2
+    threads = max(1, min(threads or 2, connections))
     command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
                "--timeout", WRK_TIMEOUT, "-s", str(script), url + SERVICE_PATH]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
@@ -137,8 +145,8 @@ def run_wrk(url: str, body_file: Path, connections: int, seconds: float, *, serv
         server=server, request=request, connections=connections,
         seconds=data["duration_us"] / 1e6, requests=data["requests"],
         p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000, non_2xx=data["status"],
-        socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+        max_ms=data["max_us"] / 1000, mean_ms=data["mean_us"] / 1000,
+        errors={kind: data[kind] for kind in ("connect", "read", "write", "status", "timeout")},
     )
 
 

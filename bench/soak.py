@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,31 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import load as wrk
 from .gunicorn import GunicornServer
 
 SERVICE_PATH = "/cds-services/posterior-knee-pain"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-LUA_SCRIPT = r"""
--- POST the body in $SOAK_BODY_FILE on every request; print the summary as one JSON line at the end.
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("SOAK_BODY_FILE"), "rb"))
-wrk.body = f:read("*a")
-f:close()
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'SOAK_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
-    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-    '"latency_ms": {"p50": %.3f, "p90": %.3f, "p99": %.3f, "max": %.3f, "mean": %.3f}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
-    latency.max / 1000, latency.mean / 1000))
-end
-"""
 
 
 # ---- the typical request -----------------------------------------------------------------------
@@ -114,25 +93,14 @@ class LoadResult:
 
 def run_wrk(url: str, body: bytes, duration: float, connections: int, threads: int,
             workdir: Path) -> LoadResult:
+    """The soak's load through the bench's wrk runner (bench/load.py)."""
     body_file = workdir / "body.json"
     body_file.write_bytes(body)
-    script = workdir / "post.lua"
-    script.write_text(LUA_SCRIPT)
-    wrk = shutil.which("wrk")
-    assert wrk is not None
-    threads = max(1, min(threads, connections))
-    proc = subprocess.run(
-        [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(duration)}s",
-         "--timeout", "10s", "-s", str(script), url + SERVICE_PATH],
-        capture_output=True, text=True, timeout=duration + 120, check=False,
-        env={**os.environ, "SOAK_BODY_FILE": str(body_file)},
-    )
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("SOAK_RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    data = json.loads(line.removeprefix("SOAK_RESULT "))
-    return LoadResult("wrk", data["requests"], data["duration_us"] / 1e6, data["errors"],
-                      data["latency_ms"])
+    result = wrk.run_wrk(url, body_file, connections, duration, server="service", request="soak",
+                         script=wrk.write_script(workdir), threads=threads)
+    latency = {"p50": result.p50_ms, "p90": result.p90_ms, "p99": result.p99_ms,
+               "max": result.max_ms, "mean": result.mean_ms}
+    return LoadResult("wrk", result.requests, result.seconds, result.errors, latency)
 
 
 def run_python(url: str, body: bytes, duration: float, connections: int) -> LoadResult:
