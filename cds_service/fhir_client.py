@@ -211,13 +211,13 @@ def abort_session(session: requests.Session) -> None:
             adapter.tracker.abort()
 
 
-def expected_answer(relative_url: str) -> tuple[str, str | None]:
-    """What a prefetch query must answer: ("Bundle", None) for a search, (type, id) for a read."""
+def query_target(relative_url: str) -> tuple[str, str | None]:
+    """(resource type, id) of a read `Type/id`; (resource type, None) of a search `Type?...`."""
     path, _, query = relative_url.partition("?")
     segments = [part for part in path.strip("/").split("/") if part]
     if len(segments) == 2 and not query:
         return segments[0], segments[1]
-    return "Bundle", None
+    return (segments[0] if segments else ""), None
 
 
 class FhirClient:
@@ -303,14 +303,14 @@ class FhirClient:
         body = self.get_json(urljoin(self.base_url, relative_url))
         if body["resourceType"] == "OperationOutcome":
             raise FhirFetchError("operation_outcome", "FHIR server answered an OperationOutcome")
-        resource_type, resource_id = expected_answer(relative_url)
-        if body["resourceType"] != resource_type:
-            raise FhirFetchError("wrong_resource_type", f"expected {resource_type}")
-        if resource_id is not None:
-            if body.get("id") != resource_id:
-                raise FhirFetchError("wrong_resource_type", f"expected {resource_type} {resource_id}")
-            return [body]
-        return self.collect_pages(body)
+        resource_type, resource_id = query_target(relative_url)
+        if resource_id is None:  # a search answers a searchset Bundle
+            if body["resourceType"] != "Bundle":
+                raise FhirFetchError("wrong_resource_type", "a search must answer a Bundle")
+            return self.collect_pages(body)
+        if body["resourceType"] != resource_type or body.get("id") != resource_id:
+            raise FhirFetchError("wrong_resource_type", f"expected {resource_type}/{resource_id}")
+        return [body]
 
     def abort(self) -> None:
         """Stop every fetch of this client now (the deadline has passed or another key failed)."""

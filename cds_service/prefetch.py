@@ -22,10 +22,10 @@ from .fhir_client import (
     FhirClient,
     FhirFetchError,
     bundle_resources,
-    expected_answer,
     is_allowed_server,
     make_session,
     next_link,
+    query_target,
 )
 from .service_definition import ServiceDefinition, fill_template
 from .wire import CdsRequest
@@ -63,9 +63,9 @@ def _classify(key: str, template: str, value: Any) -> str:
     found = value["resourceType"]
     if found == "OperationOutcome":
         return "fetch"
-    expected, _ = expected_answer(template)
-    searched = template.partition("?")[0].strip("/")
-    if found != expected and not (expected == "Bundle" and found == searched):
+    resource_type, resource_id = query_target(template)
+    expected = resource_type if resource_id else "Bundle"
+    if found not in {expected, resource_type}:  # one bare resource of a searched type is tolerated
         raise BadRequest(f"invalid prefetch: {key!r} must hold {expected}, not {found}", key=key)
     if found == "Bundle" and not all(isinstance(value.get(f), list) for f in ("entry", "link")
                                      if f in value):
@@ -182,7 +182,7 @@ def _fetch_all(
                 log.error("FHIR fetch of %s failed unexpectedly: %s", key, type(error).__name__)
                 failures[key] = "internal"
     finally:
-        if len(futures) > sum(1 for f in futures if f.done() and f.exception() is None):
+        if not all(f.done() and f.exception() is None for f in futures):
             client.abort()  # a fetch still under way must not outlive this call
         pool.shutdown(wait=False, cancel_futures=True)
     metrics.FHIR_FETCH_LATENCY.labels(outcome="failed" if failures else "ok").observe(
