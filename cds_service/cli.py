@@ -56,7 +56,8 @@ def _print_text(evaluation: Evaluation) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     settings = load_settings({"cards_dir": args.cards} if args.cards else None)
     evaluator = Evaluator(load_knowledge(settings.cards_dir),
-                          CardSource(settings.source_label, settings.source_url or None))
+                          CardSource(settings.source_label, settings.source_url or None),
+                          settings.max_json_depth)
     document = orjson.loads(Path(args.file).read_bytes())
     if not isinstance(document, dict):
         raise ValueError("the file must hold a JSON object")

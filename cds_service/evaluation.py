@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .config import Settings
 from .findings import Finding
 from .knowledge import Knowledge
-from .record.builder import DEFAULT_MAX_DEPTH, RecordBuilder
+from .record.builder import RecordBuilder
 from .record.model import PatientRecord
 from .render import CardSource, render_card
 from .rules import evaluate
@@ -33,7 +34,7 @@ class Evaluator:
     """Evaluates patients with one knowledge catalog; shared by the HTTP API and the CLI."""
 
     def __init__(self, knowledge: Knowledge, source: CardSource,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 max_depth: int = Settings.max_json_depth) -> None:
         self.knowledge = knowledge
         self._builder = RecordBuilder(knowledge.index, knowledge.units, max_depth)
         self._source = source

@@ -34,7 +34,6 @@ NEGATIVE_RESULT = "result-negative"
 OBSERVATIONS_KEPT_PER_CONCEPT = 5
 SIDE = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
-DEFAULT_MAX_DEPTH = 64
 
 # What this module reads of each resource type, plus the elements R4 requires of it (subject, intent),
 # so that the projection validated is a valid resource exactly when what is read is valid.
@@ -112,7 +111,7 @@ def _laterality(matches: Iterable[ConceptMatch], *concepts: Any) -> str | None:
 class RecordBuilder:
     """Turns raw resources into a PatientRecord; one instance serves every request."""
 
-    def __init__(self, index: ConceptIndex, units: UnitTable, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+    def __init__(self, index: ConceptIndex, units: UnitTable, max_depth: int) -> None:
         self._index = index
         self._units = units
         self._max_depth = max_depth
