@@ -33,12 +33,23 @@ from .wire import CdsRequest
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FetchedAttachment:
+    """What a note's attachment URL gave: its content, or the reason it could not be had."""
+
+    content_type: str | None
+    data: bytes | None
+    error: str | None = None
+
+
 @dataclass
 class ResolvedData:
-    """Resources per prefetch key, and where each key's data came from."""
+    """Resources per prefetch key, where each key's data came from, and the attachments fetched by URL
+    (keyed by the URL exactly as the DocumentReference writes it)."""
 
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    attachments: dict[str, FetchedAttachment] = field(default_factory=dict)
     fhir_requests: int = 0
 
 

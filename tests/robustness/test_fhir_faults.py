@@ -28,8 +28,8 @@ pytestmark = pytest.mark.integration
 TOKEN = "robustness-fhir-token-7c41"
 CONNECT, READ, DEADLINE, RETRIES = 0.5, 1.0, 2.0, 1
 BUDGET = DEADLINE + 1.0
-ALL_KEYS = ("conditions", "diagnosticReports", "medicationRequests", "medicationStatements",
-            "observations", "patient", "procedures", "serviceRequests")
+ALL_KEYS = ("conditions", "diagnosticReports", "documents", "encounters", "medicationRequests",
+            "medicationStatements", "observations", "patient", "procedures", "serviceRequests")
 
 
 @pytest.fixture(scope="module")

@@ -185,6 +185,8 @@ PREFETCH_TYPES = {
     "procedures": "Procedure",
     "serviceRequests": "ServiceRequest",
     "diagnosticReports": "DiagnosticReport",
+    "encounters": "Encounter",
+    "documents": "DocumentReference",
 }
 
 
