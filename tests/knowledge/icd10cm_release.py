@@ -161,3 +161,16 @@ def installed_release() -> tuple[str, str]:
             head = xml.read(400).decode("utf-8")
     year = re.search(r"<version>(\w+)</version>", head)
     return metadata.version(PACKAGE), year.group(1) if year else ""
+
+
+def uncovered(family: str, entries: Iterable[ListEntry]) -> list[str]:
+    """The release's complete codes in this family (or the code itself) that no entry matches: an entry
+    matches its own code exactly and, as a prefix, every code it begins (compared without dots)."""
+    def bare(code: str) -> str:
+        return code.replace(".", "").upper()
+
+    codes = {bare(e.code) for e in entries if e.kind == "code"}
+    prefixes = [bare(e.code) for e in entries if e.kind == "prefix"]
+    leaves = [family] if release.is_leaf(family) else _leaves_under(family)
+    return [leaf for leaf in leaves
+            if bare(leaf) not in codes and not any(bare(leaf).startswith(p) for p in prefixes)]

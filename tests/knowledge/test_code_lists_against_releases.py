@@ -22,6 +22,7 @@ from tests.knowledge.icd10cm_release import (
     installed_release,
     problems,
     read_entries,
+    uncovered,
 )
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
@@ -45,6 +46,43 @@ def test_every_code_list_is_read() -> None:
 def test_entry_matches_the_release(entry: ListEntry) -> None:
     found = problems(entry)
     assert not found, f"{entry.name}: " + "; ".join(found)
+
+
+# The ICD-10-CM codes and families of the criteria (../shared/reference/clinical-criteria.md §2 and §6, and
+# real-world-data.md), each with the list that must match every complete code of it in the release.
+# R26.2 'difficulty in walking' and L03.11- cellulitis are deliberately not listed (see the lists' descriptions).
+REQUIRED_COVERAGE: dict[str, tuple[str, ...]] = {
+    "dvt": ("I82.40", "I82.41", "I82.42", "I82.43", "I82.44", "I82.45", "I82.46", "I82.49", "I82.4Y", "I82.4Z",
+            "O22.3", "O87.1"),
+    "dvt-history": ("I82.5", "Z86.718"),
+    "pe": ("I26.02", "I26.09", "I26.92", "I26.93", "I26.94", "I26.99", "O88.2"),
+    "pe-history": ("Z86.711",),
+    "leg-swelling": ("R22.4", "R60.0", "M25.46"),
+    "knee-complaint": ("M25.56", "M79.66"),
+    "septic-arthritis": ("M00.06", "M00.16", "M00.26", "M00.86", "M00.9", "M00"),
+    "cauda-equina": ("G83.4",),
+    "sciatica": ("M54.30", "M54.31", "M54.32", "M54.40", "M54.41", "M54.42", "M54.16", "M54.17", "M51.16", "M51.17"),
+    "foot-drop": ("M21.37", "G57.3"),
+    "acute-limb-ischaemia": ("I74.3",),
+    "pad": ("I73.9", "I70.211", "I70.212", "I70.213", "I70.219"),
+    "pad-rest-pain": ("I70.22",),
+    "bakers-cyst": ("M71.2",),
+    "msk-strain": ("S83.2", "M23.2", "M70.5", "S86.111A", "S86.112A", "S76.311A", "S76.312A", "M76.89"),
+    "fever": ("R50.9",),
+    "anticoagulant-long-term": ("Z79.01",),
+    "pregnancy": ("Z33.1", "O"),
+}
+
+
+@pytest.mark.parametrize(("concept", "family"),
+                         [(concept, family) for concept, families in REQUIRED_COVERAGE.items() for family in families])
+def test_criteria_codes_are_in_their_list(concept: str, family: str) -> None:
+    entries = [e for e in ENTRIES if e.file == f"cards/codes/{concept}.yaml"]
+    if family in NON_CODE_PREFIXES:
+        assert any(e.kind == "prefix" and e.code == family for e in entries), f"{concept}: no prefix {family!r}"
+        return
+    missing = uncovered(family, entries)
+    assert not missing, f"cards/codes/{concept}.yaml does not match {family}: {missing[:10]}"
 
 
 # The checker itself, on a small fixture list: it must fail what is wrong and pass what is right.
@@ -92,6 +130,14 @@ def test_checker_passes_a_correct_entry(entry: ListEntry) -> None:
 def test_checker_fails_a_wrong_entry(entry: ListEntry, complaint: str) -> None:
     found = problems(entry)
     assert any(complaint in problem for problem in found), found
+
+
+def test_coverage_check_names_what_a_list_misses() -> None:
+    entries = [_entry("M25.561", "Pain in right knee", laterality="right"),
+               _entry("M79.66", "Pain in lower leg", kind="prefix")]
+    assert uncovered("M25.56", entries) == ["M25.562", "M25.569"]
+    assert uncovered("M79.66", entries) == []
+    assert uncovered("R60.0", entries) == ["R60.0"]
 
 
 def test_checker_reads_a_fixture_list_file(tmp_path: Path) -> None:
