@@ -59,6 +59,7 @@ class ListEntry:
     source: str
     verified: object
     laterality: str | None
+    laterality_digit: Mapping[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -82,6 +83,7 @@ def read_entries(directories: Iterable[Path], systems: Mapping[str, str]) -> lis
                         file=label, kind=kind, code=str(raw.get(kind)), display=str(raw.get("display")),
                         source=str(raw.get("source")), verified=raw.get("verified"),
                         laterality=raw.get("laterality"),
+                        laterality_digit=raw.get("laterality_digit"),
                     ))
     return entries
 
@@ -137,7 +139,38 @@ def problems(entry: ListEntry) -> list[str]:
         found.append(f"display {entry.display!r} differs from the release's {expected_display!r}")
     if entry.laterality != expected_side:
         found.append(f"laterality {entry.laterality!r} but the release gives {expected_side!r}")
+    if entry.kind == "prefix" and exception is None and release.is_valid_item(entry.code):
+        found += _digit_problems(entry)
     return found + _verification(entry, passed=not found)
+
+
+def digit_side_key(code: str) -> str:
+    """The character that carries a code's laterality digit (a 7th character, a letter, is skipped)."""
+    bare = code.replace(".", "")
+    if len(bare) == 7 and bare[-1].isalpha():
+        bare = bare[:-1]
+    return bare[-1:]
+
+
+def digit_side(code: str, digits: Mapping[str, str]) -> str | None:
+    """The side a family's laterality digit gives a code."""
+    return digits.get(digit_side_key(code))
+
+
+def _digit_problems(entry: ListEntry) -> list[str]:
+    """A family whose codes name different sides needs a laterality_digit, and it must give each code
+    the side its description states (and no side to a code that states none)."""
+    leaves = _leaves_under(entry.code)
+    sides = {side_of(release.get_description(c)) for c in leaves}
+    if entry.laterality_digit is None:
+        by_digit: dict[str, set[str | None]] = {}
+        for code in leaves:
+            by_digit.setdefault(digit_side_key(code), set()).add(side_of(release.get_description(code)))
+        uniform = all(len(found) == 1 for found in by_digit.values())  # else no digit can say the side
+        return ([f"the family's codes name different sides {sorted(s or '-' for s in sides)} by their last "
+                 "digit: give a laterality_digit"] if uniform and len(sides - {None}) and len(sides) > 1 else [])
+    wrong = [c for c in leaves if digit_side(c, entry.laterality_digit) != side_of(release.get_description(c))]
+    return [f"laterality_digit gives the wrong side to {wrong[:5]}"] if wrong else []
 
 
 def _verification(entry: ListEntry, passed: bool) -> list[str]:

@@ -89,9 +89,13 @@ def test_criteria_codes_are_in_their_list(concept: str, family: str) -> None:
 
 # The checker itself, on a small fixture list: it must fail what is wrong and pass what is right.
 
+DIGITS = {"1": "right", "2": "left", "3": "bilateral"}
+
+
 def _entry(code: str, display: str, kind: str = "code", laterality: str | None = None,
-           verified: object = True, source: str = RELEASE_SOURCE) -> ListEntry:
-    return ListEntry("fixture.yaml", kind, code, display, source, verified, laterality)
+           verified: object = True, source: str = RELEASE_SOURCE,
+           digits: dict[str, str] | None = None) -> ListEntry:
+    return ListEntry("fixture.yaml", kind, code, display, source, verified, laterality, digits)
 
 
 @pytest.mark.parametrize("entry", [
@@ -101,7 +105,7 @@ def _entry(code: str, display: str, kind: str = "code", laterality: str | None =
     _entry("S86.111A", "Strain of other muscle(s) and tendon(s) of posterior muscle group at lower leg level, "
                        "right leg, initial encounter", laterality="right"),
     _entry("I82.4Z", "Acute embolism and thrombosis of unspecified deep veins of distal lower extremity",
-           kind="prefix"),
+           kind="prefix", digits=DIGITS),
     _entry("S86.111", "Strain of other muscle(s) and tendon(s) of posterior muscle group at lower leg level, "
                       "right leg", kind="prefix", laterality="right"),
     _entry("O", "Pregnancy, childbirth and the puerperium (O00-O9A)", kind="prefix"),
@@ -128,6 +132,11 @@ def test_checker_passes_a_correct_entry(entry: ListEntry) -> None:
     (_entry("M25.569", "Pain in unspecified knee", source="CMS icd10cm-order-Jan-2021.txt"),
      "source must name the release"),
     (_entry("M25.561", "Knee pain, right"), "verified must not be true"),
+    (_entry("I82.4Z", "Acute embolism and thrombosis of unspecified deep veins of distal lower extremity",
+            kind="prefix"), "give a laterality_digit"),
+    (_entry("I82.4Z", "Acute embolism and thrombosis of unspecified deep veins of distal lower extremity",
+            kind="prefix", digits={"1": "left", "2": "right", "3": "bilateral"}),
+     "laterality_digit gives the wrong side"),
 ], ids=lambda value: value.code if isinstance(value, ListEntry) else "")
 def test_checker_fails_a_wrong_entry(entry: ListEntry, complaint: str) -> None:
     found = problems(entry)
@@ -155,7 +164,7 @@ def test_checker_reads_a_fixture_list_file(tmp_path: Path) -> None:
             {"system": "snomed", "code": "128053003", "display": "DVT", "source": "x", "verified": False},
         ],
         "prefixes": [{"system": "icd10cm", "prefix": "R22.4", "display": "Localized swelling, mass and lump, "
-                      "lower limb", "source": RELEASE_SOURCE, "verified": True}],
+                      "lower limb", "source": RELEASE_SOURCE, "verified": True, "laterality_digit": DIGITS}],
     }))
     entries = read_entries([codes, tmp_path / "absent"], SYSTEMS)
     assert [(e.file, e.kind, e.code) for e in entries] == [
