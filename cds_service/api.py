@@ -12,7 +12,8 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from . import metrics
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
 from .gc_pause import gc_paused
-from .prefetch import resolve
+from .notes import attachment_urls_to_fetch
+from .prefetch import AttachmentSelector, resolve
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
 
@@ -76,7 +77,7 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if cds_request.hook != definition.hook:
         raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
     context = parse_model(PatientViewContext, cds_request.context, "context")
-    data = resolve(cds_request, definition, runtime.settings)
+    data = resolve(cds_request, definition, runtime.settings, attachment_urls=_note_selector(runtime))
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
         metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
@@ -95,6 +96,16 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if evaluation.record.skipped:
         log.info("evaluation skipped %d invalid resource(s)", len(evaluation.record.skipped))
     return json_response(evaluation.response())
+
+
+def _note_selector(runtime: Runtime) -> AttachmentSelector:
+    """Which note attachments to fetch: the recognition layer's choice when it has one, else every
+    readable URL-only attachment of the newest CDS_NOTES_MAX current notes."""
+    chosen = getattr(runtime.evaluator, "note_attachment_urls", None)
+    if callable(chosen):
+        return chosen  # type: ignore[no-any-return]
+    limit = runtime.settings.notes_max
+    return lambda resources: attachment_urls_to_fetch(resources, limit)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

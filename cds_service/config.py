@@ -52,6 +52,8 @@ class Settings:
     fhir_max_pages: int = 10
     fhir_max_workers: int = 8
     fhir_max_response_bytes: int = 64 * 1024 * 1024
+    note_max_bytes: int = 2 * 1024 * 1024
+    notes_max: int = 10
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 64
@@ -95,6 +97,8 @@ _CONVERTERS: dict[str, Any] = {
     "fhir_max_pages": int,
     "fhir_max_workers": int,
     "fhir_max_response_bytes": int,
+    "note_max_bytes": int,
+    "notes_max": int,
     "max_body_bytes": int,
     "max_json_depth": int,
     "jwt_leeway_seconds": int,
