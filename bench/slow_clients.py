@@ -194,6 +194,41 @@ def throughput(url: str, connections: int, seconds: float) -> dict[str, Any]:
             "p90_ms": round(ok[int(len(ok) * 0.9)] * 1000, 1) if ok else None}
 
 
+def with_heavy_calls(url: str, heavy: int, calls: int, timeout: float) -> dict[str, Any]:
+    """Ordinary calls while `heavy` clients post the largest Synthea record (1.4 MB) back to back: how
+    long a short, CPU-cheap call waits behind CPU-heavy ones in the same workers."""
+    from bench.data import largest_patient, patient_request
+
+    big = patient_request(largest_patient()).body
+    stop = threading.Event()
+    heavy_times = CallTimes()
+
+    def loop() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    response = session.post(url + SERVICE_PATH, data=big, timeout=60,
+                                            headers={"Content-Type": "application/json"})
+                except requests.RequestException:
+                    heavy_times.timeouts += 1
+                    continue
+                heavy_times.seconds.append(time.monotonic() - started)
+                heavy_times.errors += response.status_code != 200
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(heavy)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    try:
+        ordinary = ordinary_calls(url, calls, timeout).summary()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    return {"ordinary": ordinary, "heavy": heavy_times.summary()}
+
+
 @contextmanager
 def service(worker_class: str | None, workers: int, threads: int,
             extra_env: dict[str, str] | None = None) -> Iterator[GunicornServer]:
@@ -229,6 +264,8 @@ def measure(worker_class: str | None, workers: int = 2, threads: int = 4, calls:
             probe.wait_rounds(settle_rounds)
             results["throughput_8_connections_with_16_slow_bodies"] = throughput(server.url, 8, load_seconds)
         progress(f"throughput with slow bodies: {results['throughput_8_connections_with_16_slow_bodies']}")
+        results["ordinary_with_4_heavy"] = with_heavy_calls(server.url, 4, 10, timeout)
+        progress(f"ordinary calls beside 4 heavy ones: {results['ordinary_with_4_heavy']}")
     return results
 
 

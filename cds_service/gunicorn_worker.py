@@ -31,6 +31,7 @@ import re
 import selectors
 import socket
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -156,6 +157,8 @@ class BufferingWorker(ThreadWorker):
         self.max_body = _max_body_bytes()
         self._incoming: dict[int, _Incoming] = {}
         self._buffered = 0
+        # "METHOD /path" of the request each connection is serving, for gunicorn's error log lines
+        self._request_lines: weakref.WeakKeyDictionary[socket.socket, str] = weakref.WeakKeyDictionary()
 
     # ---- every connection with a request to read comes here (accept, keep-alive, pipelining) ----
 
@@ -177,6 +180,9 @@ class BufferingWorker(ThreadWorker):
             self._close(state)
             return
         if not data:
+            if state.buf and state.discard_left is None:  # the client stopped sending mid-request
+                self._send(state, json_error(400, "Bad Request", "bad_request",
+                                             "the request ended before it was complete"))
             self._close(state)
             return
         self._consume(state, data)
@@ -286,6 +292,9 @@ class BufferingWorker(ThreadWorker):
             conn.init()
             conn.parser.unreader = _GuardedUnreader(conn.sock)
         conn.parser.unreader.unread(bytes(state.buf))
+        line = bytes(state.buf[:state.buf.find(b"\r\n")]).decode("latin-1")
+        found = _REQUEST_LINE.match(line)
+        self._request_lines[conn.sock] = f"{found.group(1)} {found.group(2)}" if found else "-"
         conn.data_ready = True
         super().enqueue_req(conn)
 
@@ -338,20 +347,22 @@ class BufferingWorker(ThreadWorker):
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         request_start = datetime.now()
         addr = addr or ("", -1)
+        candidate = getattr(exc, "req", None)
+        if req is None and hasattr(candidate, "method"):
+            req = candidate  # the request as far as it was parsed: for the log and the access log
+        summary = request_summary(exc, req)
+        if summary == "-":
+            summary = self._request_lines.get(client, "-")
         known = client_error(exc)
         if known is not None:
             status, reason, code = known
             message = reason.lower()
-            self.log.warning("Invalid request from ip=%s: %s %s (%d)", addr[0], type(exc).__name__,
-                             request_summary(exc, req), status)
+            self.log.warning("Invalid request from ip=%s: %s %s (%d)", addr[0], type(exc).__name__, summary,
+                             status)
         else:
-            self.log.error("Error handling request %s: %s", request_summary(exc, req), type(exc).__name__,
-                           exc_info=exc)
+            self.log.error("Error handling request %s: %s", summary, type(exc).__name__, exc_info=exc)
             status, reason, code = 500, "Internal Server Error", "internal_error"
             message = "the service failed to handle this request"
-        candidate = getattr(exc, "req", None)
-        if req is None and hasattr(candidate, "method"):
-            req = candidate  # for the access log, as gunicorn does
         if req is not None and hasattr(req, "method"):
             environ = default_environ(req, client, self.cfg)
             environ["REMOTE_ADDR"] = addr[0]
