@@ -34,7 +34,11 @@ def _json_body() -> Any:
     """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
     PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
     limit = _runtime().settings.max_body_bytes
-    raw = request.stream.read(limit + 1)
+    try:
+        raw = request.stream.read(limit + 1)
+    except Exception as exc:  # the server's body reader refused the framing (a bad chunk size) or the client left
+        log.info("request body not readable: %s", type(exc).__name__)
+        raise BadRequest("the request body could not be read (malformed framing or cut off)") from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if not raw:

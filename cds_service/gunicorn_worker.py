@@ -49,6 +49,7 @@ LINGER_SECONDS = 2.0  # after an early answer (413, 408), how long the rest of a
 THREAD_READ_TIMEOUT = 5.0  # a pool thread never waits longer than this for bytes not yet buffered
 
 _REQUEST_LINE = re.compile(r"^([A-Z][A-Z0-9_-]{0,19}) (/[^\s?#]{0,256})")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 # gunicorn's parse errors → (status, reason, error code of the JSON body)
 _CLIENT_ERRORS: tuple[tuple[type[BaseException], int, str, str], ...] = (
@@ -260,11 +261,11 @@ class BufferingWorker(ThreadWorker):
                 if not line:
                     return True  # the blank line after the last chunk (and its trailers)
                 continue
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
+            digits = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(digits):  # not hex ("-5", "1_0", "0x5"): gunicorn's parser refuses it
                 state.need = len(buf)
                 return True
+            size = int(digits, 16)
             if size == 0:
                 state.trailers = True
                 state.chunk_pos = eol + 2

@@ -135,3 +135,31 @@ def test_expect_100_continue_is_answered_before_the_body(server: GunicornServer)
                 break
             answer += chunk
     assert b"HTTP/1.1 200" in answer, answer[:300]
+
+
+@pytest.mark.parametrize(("name", "payload", "status"), [
+    ("negative chunk size", post_head(None) + b"-5\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk size with an underscore", post_head(None) + b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n", 400),
+    ("Content-Length and Transfer-Encoding", post_head(5, extra="Transfer-Encoding: chunked\r\n") + b"0\r\n\r\n",
+     400),
+    ("two Content-Lengths", post_head(5, extra="Content-Length: 6\r\n") + b"hello!", 400),
+    ("Content-Length not a number", post_head(None).replace(b"Transfer-Encoding: chunked", b"Content-Length: 5x"),
+     400),
+    ("declared body over the limit, none sent", post_head(17 * 1024 * 1024), 413),
+    ("chunked body over the limit", post_head(None) + b"1000001\r\n" + b"x" * 65536, 413),
+])
+def test_odd_framing_gets_a_json_answer_not_a_hang(server: GunicornServer, name: str, payload: bytes,
+                                                   status: int) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port or 0), timeout=CALL_TIMEOUT) as sock:
+        sock.sendall(payload)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < 20:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert time.monotonic() - started < CALL_TIMEOUT
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status}".encode()), f"{name}: {answer[:200]!r}"
+    assert b"application/json" in head.lower() and json.loads(body)["error"], name
