@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
@@ -36,6 +37,8 @@ def _json_body() -> Any:
     limit = _runtime().settings.max_body_bytes
     try:
         raw = request.stream.read(limit + 1)
+    except HTTPException:  # 413 from the Content-Length (MAX_CONTENT_LENGTH): answered as such
+        raise
     except Exception as exc:  # the server's body reader refused the framing (a bad chunk size) or the client left
         log.info("request body not readable: %s", type(exc).__name__)
         raise BadRequest("the request body could not be read (malformed framing or cut off)") from None
