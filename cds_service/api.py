@@ -8,11 +8,13 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
 from .gc_pause import gc_paused
-from .prefetch import resolve
+from .notes import attachment_urls_to_fetch
+from .prefetch import AttachmentSelector, resolve
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
 
@@ -33,7 +35,13 @@ def _json_body() -> Any:
     """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
     PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
     limit = _runtime().settings.max_body_bytes
-    raw = request.stream.read(limit + 1)
+    try:
+        raw = request.stream.read(limit + 1)
+    except HTTPException:  # 413 from the Content-Length (MAX_CONTENT_LENGTH): answered as such
+        raise
+    except Exception as exc:  # the server's body reader refused the framing (a bad chunk size) or the client left
+        log.info("request body not readable: %s", type(exc).__name__)
+        raise BadRequest("the request body could not be read (malformed framing or cut off)") from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if not raw:
@@ -76,7 +84,7 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if cds_request.hook != definition.hook:
         raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
     context = parse_model(PatientViewContext, cds_request.context, "context")
-    data = resolve(cds_request, definition, runtime.settings)
+    data = resolve(cds_request, definition, runtime.settings, attachment_urls=_note_selector(runtime))
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
         metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
@@ -95,6 +103,16 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if evaluation.record.unread:
         log.info("evaluation left %d record item(s) unread", len(evaluation.record.unread))
     return json_response(evaluation.response())
+
+
+def _note_selector(runtime: Runtime) -> AttachmentSelector:
+    """Which note attachments to fetch: the recognition layer's choice when it has one, else every
+    readable URL-only attachment of the newest CDS_NOTES_MAX current notes."""
+    chosen = getattr(runtime.evaluator, "note_attachment_urls", None)
+    if callable(chosen):
+        return chosen  # type: ignore[no-any-return]
+    limit = runtime.settings.notes_max
+    return lambda resources: attachment_urls_to_fetch(resources, limit)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

@@ -38,6 +38,7 @@ class Runtime:
                 settings.trusted_issuers,
                 allow_http_jwks=not settings.production,
                 leeway=settings.jwt_leeway_seconds,
+                max_lifetime=settings.jwt_max_lifetime_seconds,
             )
         source = CardSource(settings.source_label, settings.source_url or None)
         return cls(
