@@ -13,8 +13,7 @@ from werkzeug.exceptions import HTTPException
 from . import metrics
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
 from .gc_pause import gc_paused
-from .notes import attachment_urls_to_fetch
-from .prefetch import AttachmentSelector, resolve
+from .prefetch import resolve
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
 
@@ -84,12 +83,14 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if cds_request.hook != definition.hook:
         raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
     context = parse_model(PatientViewContext, cds_request.context, "context")
-    data = resolve(cds_request, definition, runtime.settings, attachment_urls=_note_selector(runtime))
+    data = resolve(cds_request, definition, runtime.settings,
+                   attachment_urls=runtime.evaluator.note_attachment_urls)
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
         metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
     resources = [r for group in data.resources.values() for r in group]
-    evaluation = runtime.evaluator.evaluate(resources, context.patientId)
+    evaluation = runtime.evaluator.evaluate(resources, context.patientId, attachments=data.attachments,
+                                            encounter_id=context.encounterId)
     cards = evaluation.cards
     shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, evaluation.findings, strict=True)]
     try:
@@ -103,16 +104,6 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if evaluation.record.unread:
         log.info("evaluation left %d record item(s) unread", len(evaluation.record.unread))
     return json_response(evaluation.response())
-
-
-def _note_selector(runtime: Runtime) -> AttachmentSelector:
-    """Which note attachments to fetch: the recognition layer's choice when it has one, else every
-    readable URL-only attachment of the newest CDS_NOTES_MAX current notes."""
-    chosen = getattr(runtime.evaluator, "note_attachment_urls", None)
-    if callable(chosen):
-        return chosen  # type: ignore[no-any-return]
-    limit = runtime.settings.notes_max
-    return lambda resources: attachment_urls_to_fetch(resources, limit)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

@@ -54,7 +54,10 @@ class Settings:
     fhir_max_workers: int = 8
     fhir_max_response_bytes: int = 64 * 1024 * 1024
     note_max_bytes: int = 2 * 1024 * 1024
-    notes_max: int = 10
+    notes_max: int = 20
+    text_max_chars: int = 120_000
+    text_max_count: int = 400
+    evaluation_deadline_ms: int = 350
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 64
@@ -84,6 +87,8 @@ class Settings:
             raise ConfigError("CDS_JWT_MAX_LIFETIME_SECONDS must be positive")
         if self.notes_max < 0 or self.note_max_bytes <= 0:
             raise ConfigError("CDS_NOTES_MAX must not be negative and CDS_NOTE_MAX_BYTES must be positive")
+        if min(self.text_max_chars, self.text_max_count, self.evaluation_deadline_ms) <= 0:
+            raise ConfigError("CDS_TEXT_MAX_CHARS, CDS_TEXT_MAX_COUNT and CDS_EVALUATION_DEADLINE_MS must be positive")
         if self.fhir_connect_timeout <= 0 or self.fhir_read_timeout <= 0:
             raise ConfigError("FHIR timeouts must be positive")
         if not self.cards_dir.is_dir():
@@ -131,6 +136,9 @@ _CONVERTERS: dict[str, Any] = {
     "fhir_max_response_bytes": int,
     "note_max_bytes": int,
     "notes_max": int,
+    "text_max_chars": int,
+    "text_max_count": int,
+    "evaluation_deadline_ms": int,
     "max_body_bytes": int,
     "max_json_depth": int,
     "jwt_leeway_seconds": int,

@@ -12,7 +12,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-READABLE_TYPES = ("text/plain", "text/html", "")  # in order of preference; "" = no contentType given
+# in order of preference; "" = no contentType given
+READABLE_TYPES = ("text/plain", "text/markdown", "text/html", "application/xhtml+xml", "text/rtf",
+                  "application/rtf", "")
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
@@ -57,7 +59,7 @@ def note_time(document: dict[str, Any]) -> dt.datetime | None:
     return None
 
 
-def _attachments(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
+def attachments(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
     content = document.get("content")
     for item in content if isinstance(content, list) else []:
         attachment = item.get("attachment") if isinstance(item, dict) else None
@@ -68,7 +70,7 @@ def _attachments(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
 def _url_to_fetch(document: dict[str, Any]) -> str | None:
     """The one URL-only attachment of `document` worth fetching, or None."""
     by_type: dict[str, str] = {}
-    for attachment in _attachments(document):
+    for attachment in attachments(document):
         kind = media_type(attachment.get("contentType"))
         if kind not in READABLE_TYPES:
             continue
@@ -85,14 +87,19 @@ def is_current(document: dict[str, Any]) -> bool:
     return document.get("status") == "current" and document.get("docStatus") != "entered-in-error"
 
 
-def attachment_urls_to_fetch(resources: list[dict[str, Any]], max_notes: int = 10) -> list[str]:
-    """URLs of readable attachments to fetch, newest current note first, at most `max_notes` notes
-    (undated notes last); each URL exactly as its DocumentReference writes it."""
+def current_notes(resources: Iterable[Any]) -> list[dict[str, Any]]:
+    """The current notes, newest first (undated notes last)."""
     notes = [r for r in resources if isinstance(r, dict) and r.get("resourceType") == "DocumentReference"
              and is_current(r)]
     notes.sort(key=lambda note: note_time(note) or _EPOCH, reverse=True)
+    return notes
+
+
+def attachment_urls_to_fetch(resources: list[dict[str, Any]], max_notes: int = 10) -> list[str]:
+    """URLs of readable attachments to fetch, newest current note first, at most `max_notes` notes
+    (undated notes last); each URL exactly as its DocumentReference writes it."""
     urls: list[str] = []
-    for note in notes[:max(0, max_notes)]:
+    for note in current_notes(resources)[:max(0, max_notes)]:
         url = _url_to_fetch(note)
         if url is not None and url not in urls:
             urls.append(url)

@@ -95,9 +95,9 @@ def test_any_fhir_server_value_is_answered_without_a_5xx(app_client: Any, server
 
 @pytest.fixture(scope="module")
 def definition() -> Any:
-    from cds_service.knowledge import load_knowledge
+    from cds_service.evaluation import load_catalog
 
-    return load_knowledge(load_settings(environ={}).cards_dir).service
+    return load_catalog(load_settings(environ={}).cards_dir).service
 
 
 @SETTINGS

@@ -34,9 +34,9 @@ DEADLINE = 2.0
 
 @pytest.fixture(scope="module")
 def definition() -> ServiceDefinition:
-    from cds_service.knowledge import load_knowledge
+    from cds_service.evaluation import load_catalog
 
-    return load_knowledge(load_settings(environ={}).cards_dir).service
+    return load_catalog(load_settings(environ={}).cards_dir).service
 
 
 @pytest.fixture(scope="module")
