@@ -1,4 +1,5 @@
-"""Command line: `knee-cds serve` and `knee-cds evaluate FILE` (offline evaluation for review)."""
+"""Command line: `knee-cds serve`, `knee-cds evaluate FILE` (offline evaluation for review), and the test
+kit's `knee-cds test` and `knee-cds diff` (cds_service/casekit)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from .casekit.cli import add_parsers as add_casekit_parsers
 from .config import ConfigError, load_settings
 from .errors import PatientMismatch
 from .evaluation import Evaluation, Evaluator, load_catalog
@@ -94,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--as-of", help="evaluate as at this date/time (ISO 8601), e.g. 2026-11-21")
     evaluate.add_argument("--cards", help="knowledge directory (default: CDS_CARDS_DIR or ./cards)")
     evaluate.set_defaults(handler=_evaluate)
+    add_casekit_parsers(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
