@@ -27,6 +27,11 @@ TOPICS = (
 INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
 _CODE_SUFFIX = re.compile(r"\s*\[([^\[\]]{1,80})\]\s*$")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SIDE_WORDS = {
+    "left": re.compile(r"\b(left|lt|l)\b", re.IGNORECASE),
+    "right": re.compile(r"\b(right|rt|r)\b", re.IGNORECASE),
+    "bilateral": re.compile(r"\b(bilateral|both|bilat|ble)\b", re.IGNORECASE),
+}
 RELATIVE_DAYS_AT_MOST = 60  # older dates are written as dates ("1 Mar 2015")
 
 
@@ -85,7 +90,7 @@ class Evidence:
     def what(self, limit: int = 70) -> str:
         """The finding in words, with its side and value: "Tenderness along the deep veins, left"."""
         text = self.text
-        if self.side and self.side not in text.lower():
+        if self.side and not _SIDE_WORDS[self.side].search(text):
             text += ", both legs" if self.side == "bilateral" else f", {self.side}"
         if self.value and self.value not in text:
             text += f" {self.value}"

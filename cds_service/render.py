@@ -32,7 +32,7 @@ TOPIC_SYSTEM = "https://posterior-knee-cds.example/fhir/CodeSystem/finding-topic
 OVERRIDE_SYSTEM = "https://posterior-knee-cds.example/fhir/CodeSystem/override-reason"
 # How much evidence a card shows, tried in order until the detail fits its budget:
 # (evidence lines at most, characters per phrase)
-EVIDENCE_BUDGETS = ((5, 70), (4, 60), (3, 50), (2, 45))
+EVIDENCE_BUDGETS = ((5, 100), (4, 70), (3, 55), (2, 45))
 UNREAD_LISTED = 3
 # Topics whose evidence names the resources: the clinician must open those very items in the chart
 REFERENCE_TOPICS = frozenset({"record-incomplete"})
