@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from . import metrics
 from .api import bp, json_response
 from .auth import AuthenticationFailed
+from .companion.views import bp as companion_bp
 from .config import load_settings
 from .errors import CdsError, PayloadTooLarge
 from .logging_setup import configure_logging
@@ -23,6 +24,8 @@ from .runtime import Runtime
 log = logging.getLogger("cds_service")
 access_log = logging.getLogger("cds_service.access")
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+# The companion page is opened by a clinician's browser, not a CDS client: its signed reference is its key
+UNAUTHENTICATED_PREFIXES = ("/companion/",)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -45,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_age=600,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(companion_bp)
     _install_request_log(app)  # first, so its timer also covers refused JWTs
     _install_auth(app, runtime)
     _install_errors(app, runtime)
@@ -91,7 +95,8 @@ def _install_auth(app: Flask, runtime: Runtime) -> None:
 
     @app.before_request
     def _verify_jwt() -> Response | None:
-        if request.method == "OPTIONS" or request.path in UNAUTHENTICATED_PATHS:
+        if (request.method == "OPTIONS" or request.path in UNAUTHENTICATED_PATHS
+                or request.path.startswith(UNAUTHENTICATED_PREFIXES)):
             return None
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")

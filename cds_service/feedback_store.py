@@ -15,7 +15,8 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -52,6 +54,20 @@ cards_shown = Table(
     Column("shown_at", DateTime(timezone=True), nullable=False),
 )
 
+# What the companion page of one evaluation shows (cds_service/companion/snapshot.py), stored with the
+# cards shown and deleted once expired. Unlike the other tables it holds clinical data (the evidence of
+# the linked cards, no name or identifier): it lives `CDS_COMPANION_TTL_HOURS` (24 h by default).
+evaluation_snapshots = Table(
+    "evaluation_snapshots",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("service_id", String(100), nullable=False),
+    Column("hook_instance", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+)
+
 feedback = Table(
     "feedback",
     metadata,
@@ -67,6 +83,15 @@ feedback = Table(
     Column("outcome_timestamp", String(64), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The companion page's data for one evaluation, and how long it is kept."""
+
+    snapshot_id: str
+    body: dict[str, Any]
+    ttl_seconds: float
 
 
 def _storable(value: str | None) -> str | None:
@@ -136,11 +161,13 @@ class FeedbackStore:
         return True
 
     def remember_cards(self, service_id: str, hook_instance: str,
-                       cards: Iterable[tuple[str, str, str]]) -> None:
-        """Record (uuid, topic, indicator) of the cards just returned."""
+                       cards: Iterable[tuple[str, str, str]], snapshot: Snapshot | None = None) -> None:
+        """Record (uuid, topic, indicator) of the cards just returned, and the companion page's snapshot
+        of this evaluation (expired snapshots are deleted on the way)."""
+        now = datetime.now(UTC)
         rows = [
             {"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "indicator": indicator,
-             "hook_instance": _storable(hook_instance), "shown_at": datetime.now(UTC)}
+             "hook_instance": _storable(hook_instance), "shown_at": now}
             for card_uuid, topic, indicator in cards
         ]
         if not rows:
@@ -150,6 +177,29 @@ class FeedbackStore:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
             connection.execute(statement, rows)
+            if snapshot is not None:
+                connection.execute(delete(evaluation_snapshots).where(evaluation_snapshots.c.expires_at < now))
+                connection.execute(evaluation_snapshots.insert().values(
+                    snapshot_id=snapshot.snapshot_id, service_id=service_id,
+                    hook_instance=_storable(hook_instance), created_at=now,
+                    expires_at=now + timedelta(seconds=snapshot.ttl_seconds),
+                    body=json.dumps(snapshot.body, ensure_ascii=False, separators=(",", ":")),
+                ))
+
+    def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
+        """The companion page's snapshot, or None when unknown or expired."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(evaluation_snapshots.c.body, evaluation_snapshots.c.expires_at)
+                .where(evaluation_snapshots.c.snapshot_id == snapshot_id)
+            ).first()
+        if row is None:
+            return None
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+        if expires <= datetime.now(UTC):
+            return None
+        body: dict[str, Any] = json.loads(row.body)
+        return body
 
     def add_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> int:
         """Store every item once; returns how many were new."""

@@ -14,7 +14,7 @@ import orjson
 
 ALLOWED_FIELDS = frozenset({
     "event", "method", "endpoint", "service_id", "hook_instance", "status", "duration_ms",
-    "card_topics", "fhir_requests", "error", "reason", "path", "knowledge", "auth", "production",
+    "card_topics", "fhir_requests", "error", "reason", "path", "knowledge", "auth", "production", "user_type",
 })
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .auth import JwtVerifier, create_verifier
+from .companion import Companion
 from .config import Settings
 from .evaluation import Evaluator, load_catalog
 from .feedback_store import FeedbackStore
@@ -34,6 +35,7 @@ class Runtime:
     store: FeedbackStore
     verifier: JwtVerifier | None
     openapi: bytes
+    companion: Companion | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
@@ -55,6 +57,7 @@ class Runtime:
             store=FeedbackStore(settings.database_url),
             verifier=verifier,
             openapi=OPENAPI_PATH.read_bytes(),
+            companion=Companion.load(settings),
         )
 
     def too_deep(self, body: Any) -> bool:
