@@ -13,6 +13,8 @@ from ..errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+# fhirclient's browser build, when `npm ci` was run in cds_service/companion (optional: the patient's name)
+FHIRCLIENT = Path(__file__).resolve().parent / "node_modules" / "fhirclient" / "build"
 bp = Blueprint("companion", __name__)
 # The page loads nothing from elsewhere; its data comes from this service, the patient's name (optional)
 # from the EHR's FHIR server after a SMART launch.
@@ -32,6 +34,11 @@ def _secure(response: Response) -> Response:
 @bp.get("/companion/")
 def page() -> Response:
     return _secure(send_from_directory(STATIC, "index.html"))
+
+
+@bp.get("/companion/static/vendor/fhir-client.js")
+def fhirclient() -> Response:
+    return _secure(send_from_directory(FHIRCLIENT, "fhir-client.js"))
 
 
 @bp.get("/companion/static/<path:name>")
