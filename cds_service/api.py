@@ -109,7 +109,8 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     snapshot = None
     if link is not None and runtime.companion is not None and any(
             runtime.knowledge.cards[f.topic].companion for f in evaluation.findings):
-        body = build_snapshot(evaluation.record, evaluation.findings, cards, runtime.knowledge)
+        body = build_snapshot(evaluation.record, evaluation.findings, cards, runtime.knowledge,
+                              runtime.companion.perc)
         snapshot = runtime.companion.snapshot(link, body)
     try:
         runtime.store.remember_cards(service_id, cds_request.hookInstance, shown, snapshot)

@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .companion.perc import THRESHOLDS as PERC_THRESHOLDS
 from .config import Settings
 from .findings import Finding
-from .knowledge import Knowledge, Requirements, load_knowledge
+from .knowledge import Knowledge, load_knowledge
 from .recognition import BudgetLimits, Recognizer
 from .recognition.notes import AttachmentContent
 from .record.model import PatientRecord
@@ -23,10 +22,7 @@ from .wire import Card, CdsResponse
 def load_catalog(directory: Path) -> Knowledge:
     """The knowledge under `directory`, checked against what the rules read (concepts, thresholds,
     card placeholders): the one place that knows both."""
-    requirements = Requirements(concepts=REQUIREMENTS.concepts,
-                                thresholds=REQUIREMENTS.thresholds | PERC_THRESHOLDS,
-                                placeholders=REQUIREMENTS.placeholders)
-    return load_knowledge(directory, requirements)
+    return load_knowledge(directory, REQUIREMENTS)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from ..config import Settings
 from ..feedback_store import Snapshot
+from .perc import Perc, load_perc
 from .references import ReferenceSigner, load_key
 
 PAGE_PATH = "/companion/"
@@ -35,10 +36,11 @@ class PendingLink:
 class Companion:
     """Signs links to the companion page and checks them; how long snapshots live."""
 
-    def __init__(self, signer: ReferenceSigner, link_type: str, ttl_seconds: float) -> None:
+    def __init__(self, signer: ReferenceSigner, link_type: str, ttl_seconds: float, perc: Perc) -> None:
         self.signer = signer
         self.link_type = link_type
         self.ttl_seconds = ttl_seconds
+        self.perc = perc
 
     @classmethod
     def load(cls, settings: Settings) -> Companion | None:
@@ -46,7 +48,7 @@ class Companion:
         if key is None:
             return None
         ttl = settings.companion_ttl_hours * 3600
-        return cls(ReferenceSigner(key, ttl), settings.companion_link, ttl)
+        return cls(ReferenceSigner(key, ttl), settings.companion_link, ttl, load_perc(settings.cards_dir / "perc.yaml"))
 
     def new_link(self, base_url: str) -> PendingLink:
         """A fresh reference and the page URL carrying it (the EHR adds `launch` and `iss` to a smart link)."""

@@ -18,7 +18,7 @@ from ..findings import Evidence, Finding, ScoreTable, when_phrase
 from ..knowledge import Knowledge
 from ..record.model import PatientRecord
 from ..wire import Card
-from .perc import perc
+from .perc import Perc, perc
 
 SNAPSHOT_VERSION = 1
 # Card variants whose pathway the Wells calculator may switch between: (likely topic, unlikely topic)
@@ -83,17 +83,17 @@ def _pathways(finding: Finding, table: ScoreTable | None, knowledge: Knowledge) 
     return result
 
 
-def _perc(record: PatientRecord, knowledge: Knowledge, today: date) -> dict[str, Any]:
-    t = knowledge.thresholds
+def _perc(record: PatientRecord, knowledge: Knowledge, definition: Perc, today: date) -> dict[str, Any]:
     return {
-        "pretestBelow": t["perc_pretest_below_percent"],
+        "pretestBelow": definition.pretest_below_percent,
+        "source": definition.source,
         "criteria": [{"key": key, "text": text, "state": state, "evidence": _evidence(fact, today)}
-                     for key, text, state, fact in perc(record, t)],
+                     for key, text, state, fact in perc(record, knowledge.thresholds, definition)],
     }
 
 
 def build_snapshot(record: PatientRecord, findings: Sequence[Finding], cards: Sequence[Card],
-                   knowledge: Knowledge) -> dict[str, Any]:
+                   knowledge: Knowledge, perc_definition: Perc) -> dict[str, Any]:
     """The companion page's data for the cards that link to it (the others are named only)."""
     today = record.now.date()
     linked = []
@@ -117,7 +117,7 @@ def build_snapshot(record: PatientRecord, findings: Sequence[Finding], cards: Se
         if table is not None:
             entry["table"] = _table(table, today)
         if finding.topic == "pe-suspected":
-            entry["perc"] = _perc(record, knowledge, today)
+            entry["perc"] = _perc(record, knowledge, perc_definition, today)
         linked.append(entry)
     return {
         "version": SNAPSHOT_VERSION,
