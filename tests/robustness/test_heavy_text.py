@@ -22,8 +22,9 @@ from tests.support import fhir as F
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CALL_TIMEOUT = 10.0
-WORDS = ("patient seen today reports that the pain began after a long walk and has been constant since then "
-         "with some relief from rest and elevation of the limb overnight calf pain").split(" ")
+PROSE = ("patient seen today reports that the pain began after a long walk and has been constant since then "
+         "with some relief from rest and elevation of the limb overnight calf pain")
+WORDS = PROSE.split(" ")
 
 
 def heavy_call(seed: int) -> dict[str, Any]:
