@@ -45,11 +45,10 @@ DUPLICATES = 400
 THREADS = 16
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/feedback.sqlite3"
-    return str(request.getfixturevalue("postgres_url"))
+@pytest.fixture()
+def database_url(store_url: str) -> str:
+    """SQLite, then the suite's PostgreSQL (tests/conftest.py: store_url)."""
+    return store_url
 
 
 @pytest.fixture()
@@ -214,10 +213,13 @@ def test_stored_count_reports_new_items(database_url: str) -> None:
     try:
         client = app.test_client()
         first, second = overridden(), overridden()
-        assert client.post(FEEDBACK_URL, json=first).get_json() == {"received": 1, "stored": 1}
-        assert client.post(FEEDBACK_URL, json=first).get_json() == {"received": 1, "stored": 0}
-        both = {"feedback": first["feedback"] + second["feedback"]}
-        assert client.post(FEEDBACK_URL, json=both).get_json() == {"received": 2, "stored": 1}
+        def counts(body: dict[str, Any]) -> tuple[int, int]:
+            answer = client.post(FEEDBACK_URL, json=body).get_json()
+            return answer["received"], answer["stored"]
+
+        assert counts(first) == (1, 1)
+        assert counts(first) == (1, 0)
+        assert counts({"feedback": first["feedback"] + second["feedback"]}) == (2, 1)
     finally:
         app.extensions["cds"].store.close()
 
