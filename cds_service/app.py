@@ -22,6 +22,7 @@ from .runtime import Runtime
 log = logging.getLogger("cds_service")
 access_log = logging.getLogger("cds_service.access")
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+MANAGEMENT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_age=600,
     )
     app.register_blueprint(bp)
+    _install_management_port(app, settings.management_port)
     _install_request_log(app)  # first, so its timer also covers refused JWTs
     _install_auth(app, runtime)
     _install_errors(app, runtime)
@@ -81,6 +83,35 @@ def _install_auth(app: Flask, runtime: Runtime) -> None:
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
         g.client_iss = client.iss
+        return None
+
+
+def local_port(environ: Mapping[str, Any]) -> int | None:
+    """The port of the listening socket this request came in on (never the Host header)."""
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            return int(sock.getsockname()[1])
+        except (OSError, IndexError, TypeError, ValueError):
+            return None
+    try:
+        return int(environ.get("SERVER_PORT", ""))
+    except ValueError:
+        return None
+
+
+def _install_management_port(app: Flask, management_port: int) -> None:
+    """With CDS_MANAGEMENT_PORT set, /healthz, /readyz and /metrics answer only on that port and
+    nothing else does, so a NetworkPolicy can open it to the kubelet and Prometheus alone."""
+    if not management_port:
+        return
+
+    @app.before_request
+    def _route_by_port() -> Response | None:
+        on_management = local_port(request.environ) == management_port
+        if (request.path in MANAGEMENT_PATHS) != on_management:
+            g.error = "not_found"
+            return json_response({"error": "not_found", "message": "not served on this port"}, 404)
         return None
 
 

@@ -29,17 +29,26 @@ class BoundedCalls:
         self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
         self._started: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._busy = 0
 
     def run(self, function: Callable[[], T], timeout: float) -> T:
         """`function()` on a pool thread; its result, its exception, or CallTimedOut after `timeout` s."""
         future: Future[T] = Future()
         self._start()
+        with self._idle:
+            self._busy += 1
         self._tasks.put((future, function))
         try:
             return future.result(timeout)
         except FutureTimeout:
             future.cancel()
             raise CallTimedOut(f"no answer within {timeout:g} s") from None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is queued or running (for at most `timeout` s)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def close(self) -> None:
         """Let idle threads end (busy ones end when their call returns)."""
@@ -63,9 +72,14 @@ class BoundedCalls:
             if task is None:
                 return
             future, function = task
-            if not future.set_running_or_notify_cancel():
-                continue  # the caller gave up before the call started
             try:
-                future.set_result(function())
-            except BaseException as exc:  # handed to the caller, who decides
-                future.set_exception(exc)
+                if not future.set_running_or_notify_cancel():
+                    continue  # the caller gave up before the call started
+                try:
+                    future.set_result(function())
+                except BaseException as exc:  # handed to the caller, who decides
+                    future.set_exception(exc)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()

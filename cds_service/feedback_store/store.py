@@ -117,9 +117,11 @@ class FeedbackStore:
 
     def close(self, drain_timeout: float = 5.0) -> None:
         """Write what is queued (for at most `drain_timeout` s), then release the connections."""
+        deadline = time.monotonic() + drain_timeout
         left = self._recorder.close(drain_timeout)
         if left:
             log.warning("shutdown: %d batch(es) of cards shown were not recorded", left)
+        self._calls.wait_idle(max(0.0, deadline - time.monotonic()))  # calls still waiting on the database
         self._calls.close()
         self.engine.dispose()
         self._shown_engine.dispose()
