@@ -67,6 +67,9 @@ def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
             "entry": [{"fullUrl": f"urn:uuid:smoke-{i}", "resource": r} for i, r in enumerate(resources)]}
 
 
+PREFETCH_KEYS: list[str] = []  # from discovery: every key is required, the others are sent empty
+
+
 def hook_request(hook_instance: str) -> dict[str, Any]:
     today = time.strftime("%Y-%m-%d")
     patient = {"resourceType": "Patient", "id": "smoke-1", "gender": "female", "birthDate": "1968-04-02"}
@@ -80,8 +83,7 @@ def hook_request(hook_instance: str) -> dict[str, Any]:
 
     conditions = searchset(condition("c1", "M79.662", "Pain in left lower leg"),
                            condition("c2", "S86.112A", "Strain of posterior muscle group at lower leg level, left leg"))
-    empty = {key: searchset() for key in ("observations", "medicationRequests", "medicationStatements",
-                                           "procedures", "serviceRequests", "diagnosticReports")}
+    empty = {key: searchset() for key in PREFETCH_KEYS if key not in {"patient", "conditions"}}
     return {"hook": "patient-view", "hookInstance": hook_instance,
             "context": {"userId": "Practitioner/smoke", "patientId": "smoke-1"},
             "prefetch": {"patient": patient, "conditions": conditions, **empty}}
@@ -101,6 +103,7 @@ def slowloris(count: int) -> list[socket.socket]:
 wait_until_up()
 status, body, _ = call("GET", "/cds-services")
 expect(status == 200 and body["services"][0]["id"] == "posterior-knee-pain", "discovery")
+PREFETCH_KEYS.extend(body["services"][0].get("prefetch", {}))
 
 status, body, headers = call("POST", SERVICE, hook_request("6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b"))
 cards = body.get("cards", []) if status == 200 else []
