@@ -25,6 +25,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Build tools live in their own venv (/opt/build), which the runtime stage never sees; /opt/venv is
 # created without pip and filled with `pip --python`. The few pure-Python dependencies published as

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# System packages the test suite uses: PostgreSQL (feedback store tests). Node.js/npm are on the machine image.
+# System packages the test suite uses, from Debian: PostgreSQL (store tests on both databases),
+# kubectl (renders the kustomize overlays of deploy/k8s), nginx-light (the buffering front's tests).
+# Node.js/npm are on the machine image.
 set -euo pipefail
 need=()
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # the nginx package starts a system nginx on port 80; the tests run their own
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+    if [ -f /run/nginx.pid ]; then kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
   else
     echo "missing system packages: ${need[*]} (install them, or run as root)" >&2
   fi
