@@ -154,6 +154,28 @@ class PostgresCluster:
         self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "postgres.log"),
                   "-o", options, "-w", "-t", str(START_TIMEOUT), "start")
 
+    def set_hba(self, lines: list[str]) -> None:
+        """Replace pg_hba.conf (client authentication rules) and reload the server."""
+        path = self.data_dir / "pg_hba.conf"
+        path.write_text("\n".join(lines) + "\n")
+        if self._as_root:
+            owner = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        self._run("pg_ctl", "-D", str(self.data_dir), "reload")
+
+    def psql(self, sql: str) -> str:
+        """Run SQL as the superuser over the Unix socket (unaffected by host rules)."""
+        assert self.root is not None and self.port is not None
+        return self._run("psql", "-h", str(self.root), "-p", str(self.port), "-U", DB_USER, "-d", DB_NAME,
+                         "-v", "ON_ERROR_STOP=1", "-qAtc", sql).stdout
+
+    def own(self, path: Path, mode: int) -> None:
+        """Give a file to the server's user (as root: postgres) with `mode` (a key must be 0600)."""
+        if self._as_root:
+            owner = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        path.chmod(mode)
+
     def server_down(self) -> None:
         """Shut the server down (fast), keeping the cluster and its port for `server_up`."""
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
