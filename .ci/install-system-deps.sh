@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite uses, from Debian: PostgreSQL (store tests on both databases),
-# kubectl (renders the kustomize overlays of deploy/k8s), nginx-light (the buffering front's tests).
+# kubectl (renders the kustomize overlays of deploy/k8s), nginx-light (the buffering front's tests),
+# redis-server (the optional Redis replay store's tests).
 # Node.js/npm are on the machine image.
 set -euo pipefail
 need=()
@@ -8,6 +9,7 @@ command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/n
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
