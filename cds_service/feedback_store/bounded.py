@@ -17,7 +17,12 @@ T = TypeVar("T")
 
 
 class CallTimedOut(TimeoutError):
-    """The call did not finish within its deadline (it may still be running on its thread)."""
+    """The call did not finish within its deadline: `never_ran` when it was cancelled before it
+    started, else it is still running on its thread (waiting on the database)."""
+
+    def __init__(self, message: str, never_ran: bool) -> None:
+        super().__init__(message)
+        self.never_ran = never_ran
 
 
 class BoundedCalls:
@@ -42,8 +47,7 @@ class BoundedCalls:
         try:
             return future.result(timeout)
         except FutureTimeout:
-            future.cancel()
-            raise CallTimedOut(f"no answer within {timeout:g} s") from None
+            raise CallTimedOut(f"no answer within {timeout:g} s", never_ran=future.cancel()) from None
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is queued or running (for at most `timeout` s)."""

@@ -50,10 +50,6 @@ def database_url(url: str, options: StoreOptions) -> URL:
     return parsed
 
 
-def is_sqlite(url: URL | str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite" if isinstance(url, str) else url.get_backend_name() == "sqlite"
-
-
 def make_engine(url: str, options: StoreOptions, *, synchronous: str = "FULL") -> Engine:
     """An engine for `url` whose waits are all bounded by `options` (SQLite: `synchronous` pragma)."""
     target = database_url(url, options)

@@ -17,7 +17,6 @@ feedback still counts) and reports the rest only as `unmatchedFeedback`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -52,11 +51,13 @@ SCHEMA_OUTDATED = "schema_outdated"
 
 
 class StoreUnavailableError(RuntimeError):
-    """The store could not do what was asked; `reason` is one of the states above (safe to log)."""
+    """The store could not do what was asked; `reason` is one of the states above (safe to log);
+    `never_ran`: the call timed out before it even started (nothing was attempted)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, never_ran: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.never_ran = never_ran
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class FeedbackStore:
         self._prepare_lock = threading.Lock()
         self._prepared = False
         self._ping_running = threading.Lock()
+        self._schema_error: str | None = None
         self.state = UNREACHABLE
         metrics.STORE_UP.set(0)
 
@@ -125,8 +127,6 @@ class FeedbackStore:
         self._calls.close()
         self.engine.dispose()
         self._shown_engine.dispose()
-
-    _schema_error: str | None = None
 
     def _ensure_prepared(self) -> None:
         if self._prepared:
@@ -176,9 +176,9 @@ class FeedbackStore:
         started = time.perf_counter()
         try:
             result = self._calls.run(function, self.options.timeout if timeout is None else timeout)
-        except CallTimedOut:
+        except CallTimedOut as exc:
             self._set_state(UNRESPONSIVE)
-            raise StoreUnavailableError(UNRESPONSIVE) from None
+            raise StoreUnavailableError(UNRESPONSIVE, never_ran=exc.never_ran) from None
         except StoreUnavailableError:
             raise
         except SQLAlchemyError as exc:
@@ -205,8 +205,11 @@ class FeedbackStore:
             finally:
                 self._ping_running.release()
 
-        with contextlib.suppress(StoreUnavailableError):
+        try:
             self._call(ping, timeout)
+        except StoreUnavailableError as exc:
+            if exc.never_ran:  # cancelled before it started: its `finally` will never release
+                self._ping_running.release()
         return self.state
 
     def ping(self) -> bool:
