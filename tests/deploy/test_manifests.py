@@ -2,7 +2,8 @@
 `kubectl kustomize` and validates strictly against two Kubernetes versions; the fields a hospital's
 cluster, its auditors and its monitoring depend on are checked on the rendered output.
 
-Renders with Debian's kubectl (.ci/install-system-deps.sh installs it); validates with
+Renders with `kubectl kustomize` (the machine image's kubectl 1.32, kustomize v5; see
+.ci/install-system-deps.sh); validates with
 `kubernetes-validate` (bundled schemas, offline). The Prometheus Operator objects (CRDs) are not in
 those schemas: their structure is checked here, and every metric their expressions name must exist.
 """
@@ -34,7 +35,8 @@ FRONT_PORT, APP_PORT, MANAGEMENT_PORT = 8080, 8081, 9090
 def render(target: str) -> tuple[dict[str, Any], ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.fail("kubectl is missing (Debian: apt-get install kubectl; .ci/install-system-deps.sh does it)")
+        pytest.fail("kubectl is missing (kubectl >= 1.21 with kustomize v4+: `kubectl kustomize` renders "
+                    "the components; see .ci/install-system-deps.sh)")
     proc = subprocess.run([kubectl, "kustomize", str(K8S / target)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, f"kubectl kustomize {target} failed:\n{proc.stderr}"
