@@ -26,7 +26,7 @@ What the service does to stay fast (the figures above show the effect; the code 
 
 - **Validate only what is read.** Resources are selected by type, status and a code of a known concept
   without any model; of those, only the elements the rules read (`READ_ELEMENTS` in
-  `cds_service/record/builder.py`) are validated with the `fhir.resources` R4B model. A Synthea Patient
+  `cds_service/recognition/validation.py`) are validated with the `fhir.resources` R4B model. A Synthea Patient
   with a dozen extensions is validated as `{id, birthDate, gender}`.
 - **Check nesting where Python recurses.** orjson refuses more than 1,024 levels anywhere; the
   request envelope and each resource about to be validated are checked against `CDS_MAX_JSON_DEPTH`.
@@ -350,7 +350,7 @@ def _hotspots(stages: list[inprocess.Stages], typical: data.BenchRequest,
             notes.append(f"- {stage.request.label}: the orjson parse {ms(parse)} ms; the envelope "
                          f"depth check `Runtime.too_deep` {ms(depth)} ms; the pydantic request "
                          f"model {ms(model)} ms; "
-                         f"the record build {ms(s['record build (builder.py)'].median)} ms; queueing "
+                         f"the record build {ms(s['recognition and record (recognition/)'].median)} ms; queueing "
                          f"the cards shown {ms(s['cards shown queued (store)'].median)} ms (p95 "
                          f"{ms(s['cards shown queued (store)'].p95)} ms).")
     return text + "\n".join(notes)

@@ -37,7 +37,7 @@ from cds_service.findings import Finding
 from cds_service.gc_pause import gc_paused
 from cds_service.knowledge import Knowledge
 from cds_service.prefetch import resolve
-from cds_service.record.builder import RecordBuilder
+from cds_service.recognition import Recognizer
 from cds_service.record.model import PatientRecord
 from cds_service.render import CardSource, render_card
 from cds_service.rules import evaluate as evaluate_rules
@@ -195,7 +195,7 @@ STEP_NAMES = (
     "envelope depth check (runtime.py)",
     "request model (pydantic)",
     "prefetch resolve",
-    "record build (builder.py)",
+    "recognition and record (recognition/)",
     "rules + cards",
     "response serialise",
     "cards shown queued (store)",
@@ -210,19 +210,20 @@ def measure_stages(app: Flask, request: BenchRequest, *, iterations: int = 10) -
     runtime = runtime_of(app)
     knowledge = runtime.knowledge
     evaluator = runtime.evaluator
-    # A builder of its own whose fhir.resources validation is timed (the service's is left alone).
-    builder = RecordBuilder(knowledge.index, knowledge.units, runtime.settings.max_json_depth)
+    # A recognizer of its own whose fhir.resources validation is timed (the service's is left alone).
+    recognizer = Recognizer(knowledge, runtime.settings.max_json_depth)
     validation = [0.0]
-    validate = builder._validated
+    validator = recognizer._validator
+    validate = validator.problems
 
-    def timed_validation(*args: Any) -> bool:
+    def timed_validation(raw: dict[str, Any]) -> int:
         started = time.perf_counter()
         try:
-            return validate(*args)
+            return validate(raw)
         finally:
             validation[0] += time.perf_counter() - started
 
-    builder._validated = timed_validation  # type: ignore[method-assign]
+    validator.problems = timed_validation  # type: ignore[method-assign]
     samples: dict[str, list[float]] = {name: [] for name in (*STEP_NAMES, VALIDATION)}
     with quiet_service_logs():
         for index in range(iterations + 1):
@@ -240,7 +241,7 @@ def measure_stages(app: Flask, request: BenchRequest, *, iterations: int = 10) -
                 times.append(elapsed)
                 resources = [r for group in data.resources.values() for r in group]
                 validation[0] = 0.0
-                elapsed, record = _timed(lambda rs=resources, c=context: builder.build(
+                elapsed, record = _timed(lambda rs=resources, c=context: recognizer.record(
                     rs, c.patientId, datetime.now(UTC)))
                 times.append(elapsed)
                 elapsed, (findings, cards) = _timed(lambda rec=record: _rules_and_cards(

@@ -90,8 +90,8 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     for _, topic, indicator in shown:
         metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
-    if evaluation.record.skipped:
-        log.info("evaluation skipped %d invalid resource(s)", len(evaluation.record.skipped))
+    if evaluation.record.unread:
+        log.info("evaluation left %d record item(s) unread", len(evaluation.record.unread))
     return json_response(evaluation.response())
 
 

@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 
 from .config import ConfigError, load_settings
-from .evaluation import Evaluation, Evaluator
+from .errors import PatientMismatch
+from .evaluation import Evaluation, Evaluator, load_catalog
 from .fhir_client import bundle_resources
-from .knowledge import KnowledgeError, load_knowledge
+from .knowledge import KnowledgeError
 from .render import CardSource
 
 
@@ -50,13 +51,13 @@ def _print_text(evaluation: Evaluation) -> None:
         print("  " + (card.detail or "").replace("\n", "\n  "))
         for suggestion in card.suggestions or []:
             print(f"  → suggestion: {suggestion.label}")
-    if record.skipped:
-        print(f"\nSkipped invalid resources: {', '.join(map(str, record.skipped))}")
+    if record.unread:
+        print(f"\nNot read: {', '.join(map(str, record.unread))}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     settings = load_settings({"cards_dir": args.cards} if args.cards else None)
-    evaluator = Evaluator(load_knowledge(settings.cards_dir),
+    evaluator = Evaluator(load_catalog(settings.cards_dir),
                           CardSource(settings.source_label, settings.source_url or None),
                           settings.max_json_depth)
     document = orjson.loads(Path(args.file).read_bytes())
@@ -171,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KnowledgeError, ConfigError) as exc:
         print(f"knee-cds: configuration error: {exc}", file=sys.stderr)
         return 2
+    except PatientMismatch as exc:
+        print(f"knee-cds: {exc.message}: {exc.details.get('resources_of_another_patient')}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:
         print(f"knee-cds: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 CdsError                      (status 400; JSON body {"error": code, "message": ...})
  ├── BadRequest               400  malformed JSON, missing or wrong fields
+ ├── PatientMismatch          400  the record holds another patient's resources
  ├── UnsupportedHook          400  the request's hook is not the service's hook
  ├── UnknownService           404  no service with that id
  ├── PayloadTooLarge          413  body over CDS_MAX_BODY_BYTES
@@ -36,6 +37,12 @@ class CdsError(Exception):
 
 class BadRequest(CdsError):
     """The request body is not a valid CDS Hooks request."""
+
+
+class PatientMismatch(BadRequest):
+    """The record is not (only) the patient of context.patientId: no cards about someone else."""
+
+    code = "patient_mismatch"
 
 
 class UnsupportedHook(CdsError):

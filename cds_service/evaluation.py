@@ -1,20 +1,28 @@
-"""One hook call end to end, without HTTP: resolved data → record → findings → cards."""
+"""One hook call end to end, without HTTP: resolved data → recognition → record → findings → cards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .config import Settings
 from .findings import Finding
-from .knowledge import Knowledge
-from .record.builder import RecordBuilder
+from .knowledge import Knowledge, load_knowledge
+from .recognition import BudgetLimits, Recognizer
+from .recognition.notes import AttachmentContent
 from .record.model import PatientRecord
 from .render import CardSource, render_card
-from .rules import evaluate
+from .rules import REQUIREMENTS, evaluate
 from .wire import Card, CdsResponse
+
+
+def load_catalog(directory: Path) -> Knowledge:
+    """The knowledge under `directory`, checked against what the rules read (concepts, thresholds,
+    card placeholders): the one place that knows both."""
+    return load_knowledge(directory, REQUIREMENTS)
 
 
 @dataclass(frozen=True)
@@ -34,15 +42,24 @@ class Evaluator:
     """Evaluates patients with one knowledge catalog; shared by the HTTP API and the CLI."""
 
     def __init__(self, knowledge: Knowledge, source: CardSource,
-                 max_depth: int = Settings.max_json_depth) -> None:
+                 max_depth: int = Settings.max_json_depth, limits: BudgetLimits | None = None) -> None:
         self.knowledge = knowledge
-        self._builder = RecordBuilder(knowledge.index, knowledge.units, max_depth)
+        self.recognizer = Recognizer(knowledge, max_depth, limits)
         self._source = source
 
-    def evaluate(self, resources: Iterable[dict[str, Any]], patient_id: str,
-                 now: datetime | None = None) -> Evaluation:
-        """Evaluate the resources of one patient at `now` (default: the current time, UTC)."""
-        record = self._builder.build(resources, patient_id, now or datetime.now(UTC))
+    def note_attachment_urls(self, resources: list[dict[str, Any]]) -> list[str]:
+        """The note attachments to fetch by URL before evaluating (prefetch edge)."""
+        return self.recognizer.note_attachment_urls(resources)
+
+    def evaluate(self, resources: Iterable[dict[str, Any]], patient_id: str, now: datetime | None = None,
+                 attachments: Mapping[str, AttachmentContent] | None = None,
+                 encounter_id: str | None = None) -> Evaluation:
+        """Evaluate the resources of one patient at `now` (default: the current time, UTC).
+
+        Raises PatientMismatch when a resource is about another patient than `patient_id`.
+        """
+        record = self.recognizer.record(resources, patient_id, now or datetime.now(UTC), attachments,
+                                        encounter_id)
         findings = evaluate(record, self.knowledge.thresholds, self.knowledge.scope_concepts,
                             self.knowledge.indicator_of)
         cards = tuple(render_card(f, record, self.knowledge, self._source) for f in findings)

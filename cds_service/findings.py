@@ -35,12 +35,18 @@ class Evidence:
     when: date | None = None
     value: str | None = None
     points: float | None = None
+    side: str | None = None  # left | right | bilateral, when the record names it
+    quote: str | None = None  # the sentence of a note or free text that said it (≤ 150 characters)
 
     def markdown(self) -> str:
         """One line of card detail, e.g. `Pain in left lower leg (Condition/c1, 2026-11-01)`."""
-        text = self.label + (f": {self.value}" if self.value else "")
+        text = self.label
+        if self.side and self.side not in text.lower():
+            text += f" ({self.side})"
+        text += f": {self.value}" if self.value else ""
         where = ", ".join(p for p in (self.reference, self.when and self.when.isoformat()) if p)
-        return f"{text} ({where})" if where else text
+        text = f"{text} ({where})" if where else text
+        return f'{text}: "{self.quote}"' if self.quote else text
 
 
 @dataclass(frozen=True)

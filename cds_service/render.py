@@ -45,7 +45,7 @@ def _values(finding: Finding, record: PatientRecord, knowledge: Knowledge) -> _V
         "age": f"{record.age_years} years" if record.age_years is not None else "age not documented",
     })
     shown = {line.reference for line in finding.evidence}
-    unread = [str(s) for s in record.skipped if s.reference not in shown]
+    unread = [str(s) for s in record.unread if s.reference not in shown]
     if unread:
         values["evidence"] += "\n- Not read (invalid FHIR): " + ", ".join(unread[:5])
     return values
@@ -66,7 +66,7 @@ def _suggestions(definition: CardDefinition, finding: Finding, record: PatientRe
                  summary: str, knowledge: Knowledge) -> list[Suggestion]:
     suggestions = []
     for item in definition.suggestions:
-        if item.unless and item.unless in finding.flags:
+        if (item.unless and item.unless in finding.flags) or (item.only and item.only not in finding.flags):
             continue
         order = knowledge.orders[item.order]
         suggestions.append(Suggestion(

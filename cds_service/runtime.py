@@ -11,10 +11,10 @@ from typing import Any
 from . import metrics
 from .auth import GuardedReplayCache, InMemoryReplayCache, JwtVerifier, RedisReplayCache, ReplayCache, create_verifier
 from .config import ConfigError, Settings
-from .evaluation import Evaluator
+from .evaluation import Evaluator, load_catalog
 from .feedback_store import FeedbackStore, SchemaTooNew, SqlReplayCache, StoreConfigError, StoreOptions
 from .json_depth import nested_deeper_than
-from .knowledge import Knowledge, load_knowledge
+from .knowledge import Knowledge
 from .render import CardSource
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -34,7 +34,7 @@ class Runtime:
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
         """Load everything; KnowledgeError or TrustConfigError stop start-up with a clear message."""
-        knowledge = load_knowledge(settings.cards_dir)
+        knowledge = load_catalog(settings.cards_dir)
         store = open_store(settings)
         verifier = None
         if settings.auth == "required":

@@ -30,4 +30,4 @@ def test_inprocess_bench_returns_numbers_and_a_table(tmp_path: Path) -> None:
 
     stages = inprocess.measure_stages(app, request, iterations=1)
     assert set(inprocess.STEP_NAMES) <= set(stages.steps)
-    assert "record build" in inprocess.stages_table([stages])
+    assert "recognition and record" in inprocess.stages_table([stages])

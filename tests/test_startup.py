@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.knowledge import KnowledgeError, load_knowledge
+from cds_service.evaluation import load_catalog
+from cds_service.knowledge import KnowledgeError
+from cds_service.recognition.codes import CodeIndex
 from tests.clinical.helpers import TOPICS
 
 CARDS = Path(__file__).resolve().parents[1] / "cards"
@@ -63,12 +65,12 @@ def test_broken_knowledge_stops_loading_with_a_clear_message(cards_copy: Path, n
                                                              message: str) -> None:
     breakage(cards_copy)
     with pytest.raises(KnowledgeError) as caught:
-        load_knowledge(cards_copy)
+        load_catalog(cards_copy)
     assert message in str(caught.value)
 
 
 def test_shipped_knowledge_loads_and_every_code_has_a_source() -> None:
-    knowledge = load_knowledge(CARDS)
+    knowledge = load_catalog(CARDS)
     assert set(knowledge.cards) == set(TOPICS)  # one card definition per finding topic
     for codes in knowledge.code_lists.values():
         for entry in codes.exact.values():
@@ -83,10 +85,10 @@ def test_local_code_lists_extend_the_shipped_ones(cards_copy: Path) -> None:
         'version: "2026-11-21"\ncodes:\n  - system: "urn:oid:1.2.3.4"\n    code: "KNEE-42"\n'
         '    display: Posterior knee pain (local)\n    source: St Elsewhere terminology team\n    verified: false\n'
     )
-    knowledge = load_knowledge(cards_copy)
-    match = knowledge.index.coding_matches("urn:oid:1.2.3.4", "KNEE-42")
-    assert [m.entry.concept for m in match] == ["knee-complaint"]
-    assert knowledge.index.coding_matches("http://hl7.org/fhir/sid/icd-10-cm", "M79.662")  # shipped kept
+    knowledge = load_catalog(cards_copy)
+    index = CodeIndex(knowledge.code_lists)
+    assert [e.concept for e in index.lookup("urn:oid:1.2.3.4", "KNEE-42")] == ["knee-complaint"]
+    assert index.lookup("http://hl7.org/fhir/sid/icd-10-cm", "M79.662")  # shipped kept
 
 
 def test_gunicorn_entry_point_exits_with_the_message(cards_copy: Path) -> None:

@@ -29,7 +29,8 @@ class SuggestionDefinition:
     label: str
     order: str
     recommended: bool
-    unless: str | None
+    unless: str | None  # left out when the finding has this flag
+    only: str | None = None  # shown only when the finding has this flag
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def load_card_definition(
         if raw["order"] not in orders:
             raise KnowledgeError(path, f"suggestion order {raw['order']!r} is not in orders.yaml")
         suggestions.append(SuggestionDefinition(
-            str(raw["label"]), str(raw["order"]), bool(raw.get("recommended", False)), raw.get("unless")
+            str(raw["label"]), str(raw["order"]), bool(raw.get("recommended", False)), raw.get("unless"),
+            raw.get("only"),
         ))
     reasons = []
     for raw in document.get("override_reasons") or []:

@@ -1,8 +1,7 @@
-"""Code lists (cards/codes/*.yaml): exact codes, code-family prefixes and text phrases per concept."""
+"""Code lists (cards/codes/*.yaml): exact codes, code-family prefixes and text rules per concept."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,25 +10,19 @@ from typing import Any
 from ..knowledge_files import KnowledgeError, read_yaml, require_keys
 
 LATERALITIES = frozenset({"left", "right", "bilateral"})
+POLARITIES = frozenset({"direct", "inverse"})
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-# Negation cues just before a phrase ("no calf pain", "denies saddle numbness"): the match is ignored.
-NEGATION = re.compile(
-    r"\b(no|not|denies|denied|without|negative for|absent|absence of|free of|resolved|"
-    r"history of|family history of|fh of|risk of|screening for|rule out|ruled out)\b[^.;,]{0,25}$"
-)
-# Words that turn a phrase into another concept just before it: "hay fever", "glandular fever".
-FALSE_FRIEND = re.compile(r"\b(hay|glandular|rheumatic|scarlet|yellow|typhoid|dengue|lassa|q)[\s-]+$")
-# Both cues sit within a few words of the phrase (the longest cue plus 25 characters is under 50), so
-# only this much text before a phrase is searched: matching stays linear in the text's length.
-CUE_WINDOW_CHARS = 64
-# A CodeableConcept text or coding display is a short label; past this length it is free text, and only
-# its beginning is matched, so that a hostile or pasted document cannot hold a worker for minutes.
-TEXT_MATCH_MAX_CHARS = 2_000
 
 
 @dataclass(frozen=True)
 class CodeEntry:
-    """One code (or code family, or phrase) of a concept, with its provenance."""
+    """One code (or code family) of a concept, with its provenance.
+
+    `polarity` says what a positive answer to an Observation coded this way means: `direct` ("Calf
+    swelling: Yes" = the finding is present) or `inverse` ("Able to bear weight: No" = the finding
+    "cannot bear weight" is present). `laterality_digit` maps the last character of a code of this
+    family to a side (ICD-10-CM's laterality digit, e.g. {"1": "right", "2": "left"}).
+    """
 
     concept: str
     system: str
@@ -39,18 +32,35 @@ class CodeEntry:
     verified: bool
     laterality: str | None = None
     ingredient: str | None = None
+    polarity: str = "direct"
+    laterality_digit: Mapping[str, str] | None = None
+
+    def laterality_of(self, code: str) -> str | None:
+        """The side a code of this entry names: the entry's own, else its family's laterality digit."""
+        if self.laterality or not self.laterality_digit:
+            return self.laterality
+        bare = normalise_code(self.system, code)
+        if len(bare) == 7 and bare[-1].isalpha():  # ICD-10-CM 7th character (A, D, S …) is not a side
+            bare = bare[:-1]
+        return self.laterality_digit.get(bare[-1:]) if bare else None
 
 
 @dataclass(frozen=True)
-class ConceptMatch:
-    """Why a CodeableConcept matched a concept: the entry and how (code, prefix or text)."""
+class TextRuleSpec:
+    """One text rule of a concept as written in its code list: a phrase or a spaCy token pattern."""
 
-    entry: CodeEntry
-    how: str
+    concept: str
+    phrase: str | None
+    pattern: tuple[Mapping[str, Any], ...] | None
+    polarity: str = "direct"
+    ingredient: str | None = None
+    excluded: bool = False  # a phrase that contains a rule's words but means something else ("hay fever")
+    where: str = ""  # the file it came from, for start-up errors
 
     @property
-    def laterality(self) -> str | None:
-        return self.entry.laterality
+    def written(self) -> str:
+        """The rule as the informaticist wrote it (for coverage and explanations)."""
+        return self.phrase if self.phrase is not None else f"pattern {list(self.pattern or ())}"
 
 
 def normalise_code(system: str, code: str) -> str:
@@ -62,39 +72,42 @@ def normalise_code(system: str, code: str) -> str:
 
 @dataclass
 class CodeList:
-    """All the ways one clinical concept can be coded."""
+    """All the ways one clinical concept can be coded or written."""
 
     concept: str
     title: str
     exact: dict[tuple[str, str], CodeEntry] = field(default_factory=dict)
     prefixes: dict[str, list[tuple[str, CodeEntry]]] = field(default_factory=dict)
-    phrases: list[tuple[re.Pattern[str], CodeEntry]] = field(default_factory=list)
+    text_rules: list[TextRuleSpec] = field(default_factory=list)
 
-    def match_coding(self, system: str | None, code: str | None) -> ConceptMatch | None:
-        """Match one Coding by exact code, then by code family."""
-        if not system or not code:
-            return None
-        key = normalise_code(system, code)
-        entry = self.exact.get((system, key))
+    def match_coding(self, system: str, code: str) -> CodeEntry | None:
+        """The entry for one (normalised) code: exact code first, then the most specific family."""
+        entry = self.exact.get((system, code))
         if entry is not None:
-            return ConceptMatch(entry, "code")
+            return entry
         for prefix, candidate in self.prefixes.get(system, ()):
-            if key.startswith(prefix):
-                return ConceptMatch(candidate, "prefix")
+            if code.startswith(prefix):
+                return candidate
         return None
 
-    def match_text(self, text: str | None) -> ConceptMatch | None:
-        """Match a phrase as whole words, unless a negation cue stands just before it (only the first
-        TEXT_MATCH_MAX_CHARS characters of a text are read)."""
-        if not text:
-            return None
-        lowered = text[:TEXT_MATCH_MAX_CHARS].lower()
-        for pattern, entry in self.phrases:
-            for hit in pattern.finditer(lowered):
-                before = lowered[max(0, hit.start() - CUE_WINDOW_CHARS): hit.start()]
-                if not NEGATION.search(before) and not FALSE_FRIEND.search(before):
-                    return ConceptMatch(entry, "text")
+
+def _polarity(path: Path, raw: Mapping[str, Any], what: str) -> str:
+    polarity = raw.get("polarity", "direct")
+    if polarity not in POLARITIES:
+        raise KnowledgeError(path, f"{what}: polarity must be one of {sorted(POLARITIES)}")
+    return str(polarity)
+
+
+def _laterality_digit(path: Path, raw: Mapping[str, Any], what: str) -> dict[str, str] | None:
+    digits = raw.get("laterality_digit")
+    if digits is None:
         return None
+    if not isinstance(digits, dict) or not digits:
+        raise KnowledgeError(path, f"{what}: laterality_digit must map characters to sides")
+    mapping = {str(k): str(v) for k, v in digits.items()}
+    if any(len(k) != 1 for k in mapping) or not set(mapping.values()) <= LATERALITIES:
+        raise KnowledgeError(path, f"{what}: laterality_digit maps one character to left, right or bilateral")
+    return mapping
 
 
 def _entry(path: Path, concept: str, raw: Any, systems: Mapping[str, str], key: str) -> CodeEntry:
@@ -111,6 +124,7 @@ def _entry(path: Path, concept: str, raw: Any, systems: Mapping[str, str], key: 
     laterality = raw.get("laterality")
     if laterality is not None and laterality not in LATERALITIES:
         raise KnowledgeError(path, f"laterality must be one of {sorted(LATERALITIES)}")
+    what = f"{key} {raw[key]!r}"
     return CodeEntry(
         concept=concept,
         system=system,
@@ -120,19 +134,34 @@ def _entry(path: Path, concept: str, raw: Any, systems: Mapping[str, str], key: 
         verified=raw["verified"],
         laterality=laterality,
         ingredient=raw.get("ingredient"),
+        polarity=_polarity(path, raw, what),
+        laterality_digit=_laterality_digit(path, raw, what),
     )
 
 
-def _phrase(path: Path, concept: str, raw: Any) -> tuple[re.Pattern[str], CodeEntry]:
-    phrase, ingredient = (raw, None) if isinstance(raw, str) else (None, None)
-    if isinstance(raw, dict):
-        phrase, ingredient = raw.get("phrase"), raw.get("ingredient")
-    if not isinstance(phrase, str) or not phrase.strip():
-        raise KnowledgeError(path, f"text entry {raw!r} must be a phrase")
-    words = [re.escape(word) for word in phrase.lower().split()]
-    pattern = re.compile(r"(?<![\w])" + r"[\s\-]+".join(words) + r"(?![\w])")
-    entry = CodeEntry(concept, "text", phrase.lower(), phrase, "text phrase", False, None, ingredient)
-    return pattern, entry
+def _text_rule(path: Path, concept: str, raw: Any, excluded: bool = False) -> TextRuleSpec:
+    """`- "phrase"`, or a mapping with `phrase` or `pattern` and optional `polarity`, `ingredient`."""
+    if isinstance(raw, str):
+        raw = {"phrase": raw}
+    if not isinstance(raw, dict):
+        raise KnowledgeError(path, f"text rule {raw!r} must be a phrase or a mapping")
+    phrase, pattern = raw.get("phrase"), raw.get("pattern")
+    if (phrase is None) == (pattern is None):
+        raise KnowledgeError(path, f"text rule {raw!r} needs exactly one of 'phrase' or 'pattern'")
+    if phrase is not None and (not isinstance(phrase, str) or not phrase.strip()):
+        raise KnowledgeError(path, f"text rule {raw!r}: the phrase must be text")
+    if pattern is not None and (not isinstance(pattern, list) or not pattern
+                                or not all(isinstance(token, dict) for token in pattern)):
+        raise KnowledgeError(path, f"text rule {raw!r}: a pattern is a list of spaCy token mappings")
+    return TextRuleSpec(
+        concept=concept,
+        phrase=phrase.strip().lower() if isinstance(phrase, str) else None,
+        pattern=tuple(pattern) if pattern is not None else None,
+        polarity=_polarity(path, raw, f"text rule {phrase or pattern!r}"),
+        ingredient=raw.get("ingredient"),
+        excluded=excluded,
+        where=str(path),
+    )
 
 
 def load_code_list(path: Path, systems: Mapping[str, str]) -> CodeList:
@@ -150,19 +179,33 @@ def load_code_list(path: Path, systems: Mapping[str, str]) -> CodeList:
         entry = _entry(path, concept, raw, systems, "prefix")
         codes.prefixes.setdefault(entry.system, []).append((entry.code, entry))
     for raw in document.get("text") or []:
-        codes.phrases.append(_phrase(path, concept, raw))
-    if not (codes.exact or codes.prefixes or codes.phrases):
-        raise KnowledgeError(path, "the list has no codes, prefixes or text phrases")
+        codes.text_rules.append(_text_rule(path, concept, raw))
+    for raw in document.get("exclude") or []:
+        codes.text_rules.append(_text_rule(path, concept, raw, excluded=True))
+    if not (codes.exact or codes.prefixes or any(not r.excluded for r in codes.text_rules)):
+        raise KnowledgeError(path, "the list has no codes, prefixes or text rules")
     for entries in codes.prefixes.values():
         entries.sort(key=lambda item: -len(item[0]))  # the most specific family wins
     return codes
 
 
 def load_code_lists(directory: Path, systems: Mapping[str, str]) -> dict[str, CodeList]:
-    """Every code list of cards/codes/, keyed by concept."""
+    """Every code list of a directory, keyed by concept."""
     if not directory.is_dir():
         raise KnowledgeError(directory, "code-list directory is missing")
     return {path.stem: load_code_list(path, systems) for path in sorted(directory.glob("*.yaml"))}
+
+
+def merge_code_lists(base: CodeList | None, extra: CodeList) -> CodeList:
+    """A hospital's list of a concept (cards/local/codes/) added to the shipped one."""
+    if base is None:
+        return extra
+    merged = CodeList(base.concept, base.title, dict(base.exact), {}, [*base.text_rules, *extra.text_rules])
+    merged.exact.update(extra.exact)
+    for system in {*base.prefixes, *extra.prefixes}:
+        entries = [*base.prefixes.get(system, []), *extra.prefixes.get(system, [])]
+        merged.prefixes[system] = sorted(entries, key=lambda item: -len(item[0]))
+    return merged
 
 
 def require_concepts(lists: Mapping[str, CodeList], needed: Iterable[str], where: Path) -> None:

@@ -88,6 +88,14 @@ class QuantityKind:
     units: dict[str, tuple[float, float]]
     basis_by_code: dict[str, str] = field(default_factory=dict)
     plain_units: dict[str, float] = field(default_factory=dict)
+    unitless: tuple[tuple[float, float, str], ...] = ()  # (from, to, unit) for a value sent without a unit
+
+    def unit_for_bare(self, value: float) -> str | None:
+        """The unit a value without one must have, when only one unit gives a plausible value."""
+        for low, high, unit in self.unitless:
+            if low <= value <= high:
+                return unit
+        return None
 
 
 class UnitTable:
@@ -96,6 +104,10 @@ class UnitTable:
     def __init__(self, kinds: dict[str, QuantityKind], concepts: dict[str, str]) -> None:
         self._kinds = kinds
         self._concepts = concepts
+
+    def measures(self, concept: str) -> bool:
+        """True when the concept is a measurement with a unit kind (temperature, heart rate, ...)."""
+        return concept in self._concepts
 
     def normalise(
         self, concept: str, quantity: Mapping[str, Any], loinc_codes: tuple[str, ...] = ()
@@ -116,9 +128,18 @@ class UnitTable:
                 if basis is not None:
                     factor = kind.plain_units[unit] * (2.0 if basis == "DDU" else 1.0)
                     return Quantity(value * factor, kind.canonical, kind.display)
-        if kind.canonical == "1" and quantity.get("code") is None and quantity.get("unit") is None:
-            return Quantity(float(value), kind.canonical, kind.display)
+        if _unitless(quantity):
+            if kind.canonical == "1":
+                return Quantity(float(value), kind.canonical, kind.display)
+            unit = kind.unit_for_bare(float(value))
+            if unit is not None:
+                scale, offset = kind.units[unit]
+                return Quantity((value + offset) * scale, kind.canonical, kind.display)
         return None
+
+
+def _unitless(quantity: Mapping[str, Any]) -> bool:
+    return all(not isinstance(quantity.get(k), str) or not quantity[k].strip() for k in ("code", "unit"))
 
 
 def load_units(path: Path) -> UnitTable:
@@ -131,6 +152,13 @@ def load_units(path: Path) -> UnitTable:
             raise KnowledgeError(path, f"quantity {name!r} must be a mapping")
         require_keys(path, spec, ("canonical", "units"))
         units: dict[str, tuple[float, float]] = {}
+        unitless = []
+        for band in spec.get("unitless") or []:
+            if not isinstance(band, dict) or not all(isinstance(band.get(k), int | float) for k in ("from", "to")):
+                raise KnowledgeError(path, f"{name}: each unitless band needs numeric 'from' and 'to'")
+            if band.get("unit") not in spec["units"]:
+                raise KnowledgeError(path, f"{name}: unitless band unit {band.get('unit')!r} is not one of its units")
+            unitless.append((float(band["from"]), float(band["to"]), str(band["unit"])))
         for unit, conversion in spec["units"].items():
             if not isinstance(conversion, dict) or not isinstance(conversion.get("scale"), int | float):
                 raise KnowledgeError(path, f"{name}: unit {unit!r} needs a numeric scale")
@@ -141,6 +169,7 @@ def load_units(path: Path) -> UnitTable:
             units=units,
             basis_by_code={str(k): str(v) for k, v in (spec.get("basis_by_code") or {}).items()},
             plain_units={str(k): float(v) for k, v in (spec.get("plain_units") or {}).items()},
+            unitless=tuple(unitless),
         )
     concepts = {str(k): str(v) for k, v in document["concepts"].items()}
     unknown = sorted(v for v in concepts.values() if v not in kinds)

@@ -10,14 +10,22 @@ from ..findings import Evidence
 from ..knowledge.quantities import Quantity
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+SUSPECTED_VERIFICATION = frozenset({"provisional", "differential"})
 ACTIVE_MEDICATION = frozenset({"active"})
 OPEN_ORDER = frozenset({"draft", "active", "on-hold"})
 UNDATED = datetime.min.replace(tzinfo=UTC)
+LEGS = ("left", "right")
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One resource of the record, reduced to what the rules read."""
+    """One statement the record makes about the patient, reduced to what the rules read.
+
+    A resource gives one fact per way it states something: its codes, each text mention, each
+    component. `present` is False when the record says the finding is absent ("no calf swelling",
+    "Calf swelling: No") and None when it says it was not recorded; `historical` marks a past finding
+    ("history of DVT"), `suspected` a suspicion ("?DVT", a provisional or differential diagnosis).
+    """
 
     kind: str
     reference: str
@@ -27,40 +35,57 @@ class Fact:
     status: str | None = None
     verification: str | None = None
     laterality: str | None = None
-    present: bool = True
+    present: bool | None = True
+    historical: bool = False
+    suspected: bool = False
+    source: str = "code"  # code | text | answer | component | encounter | triage | note
+    quote: str | None = None
     quantity: Quantity | None = None
     ingredient: str | None = None
     conclusion: str | None = None
+    matched: tuple[str, ...] = ()  # the code-list entries and text rules behind it (coverage)
 
     @property
     def day(self) -> date | None:
         return self.when.date() if self.when else None
 
+    @property
+    def affirmed(self) -> bool:
+        """Present now: recorded as present and not as a past finding."""
+        return self.present is True and not self.historical
+
     def evidence(self, label: str | None = None, points: float | None = None) -> Evidence:
         """This fact as a line of card evidence."""
         value = str(self.quantity) if self.quantity else None
-        return Evidence(label or self.label, self.reference, self.day, value, points)
+        return Evidence(label or self.label, self.reference, self.day, value, points, self.laterality,
+                        self.quote)
 
     def has(self, concept: str) -> bool:
         return concept in self.concepts
 
+    def on_leg(self, leg: str | None) -> bool:
+        """True when the fact may be about `leg`: its own side, both sides, or no side recorded."""
+        return leg is None or self.laterality in (None, "bilateral", leg)
+
 
 @dataclass(frozen=True)
-class SkippedResource:
-    """A resource that failed FHIR validation, so no rule read it, and the concepts its code named."""
+class Unread:
+    """Part of the record that was not read, and why: invalid FHIR, a note that could not be fetched or
+    decoded, or a text the evaluation budget left unread."""
 
     reference: str
-    problems: int
+    reason: str  # invalid | attachment | budget | deadline
+    detail: str
     concepts: frozenset[str] = frozenset()
     label: str | None = None  # display of the code-list entry its code matched, e.g. "Body temperature"
 
     def __str__(self) -> str:
-        return f"{self.reference} (invalid FHIR, {self.problems} problem(s))"
+        return f"{self.reference} ({self.detail})"
 
 
 @dataclass(frozen=True)
 class PatientRecord:
-    """Everything the rules read; built once per request by record.builder, never changed."""
+    """Everything the rules read; built once per request, never changed."""
 
     patient_id: str
     now: datetime
@@ -68,11 +93,12 @@ class PatientRecord:
     gender: str | None
     conditions: tuple[Fact, ...] = ()
     observations: tuple[Fact, ...] = ()
+    narrative: tuple[Fact, ...] = ()  # the encounter's reason and the clinical notes
     medications: tuple[Fact, ...] = ()
     procedures: tuple[Fact, ...] = ()
     orders: tuple[Fact, ...] = ()
     reports: tuple[Fact, ...] = ()
-    skipped: tuple[SkippedResource, ...] = field(default=())
+    unread: tuple[Unread, ...] = field(default=())
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -83,38 +109,71 @@ class PatientRecord:
             return undated_counts
         return self.now - fact.when <= timedelta(days=days) and fact.when <= self.now + timedelta(days=1)
 
+    def within(self, fact: Fact, days: float) -> bool:
+        """True when the fact is dated within the last `days` (an undated fact is not)."""
+        return self._within(fact, days, undated_counts=False)
+
     @staticmethod
     def _latest_first(facts: Iterable[Fact]) -> list[Fact]:
         return sorted(facts, key=lambda f: f.when or UNDATED, reverse=True)
+
+    @property
+    def budget_reached(self) -> tuple[Unread, ...]:
+        return tuple(u for u in self.unread if u.reason in {"budget", "deadline"})
 
     # ---- conditions ----------------------------------------------------------------------
 
     def active_conditions(self, concept: str, within_days: float | None = None,
                           undated_counts: bool = True) -> list[Fact]:
-        """Active, recurrent or relapsed Conditions of a concept (refuted and in-error never kept)."""
+        """Active, recurrent or relapsed Conditions of a concept stated as present now."""
         return [
             c for c in self.conditions
-            if c.has(concept) and (c.status is None or c.status in ACTIVE_CLINICAL)
+            if c.has(concept) and c.affirmed and (c.status is None or c.status in ACTIVE_CLINICAL)
             and self._within(c, within_days, undated_counts)
         ]
 
     def any_conditions(self, concept: str) -> list[Fact]:
-        """Conditions of a concept whatever their clinical status (history counts)."""
-        return [c for c in self.conditions if c.has(concept)]
+        """Conditions of a concept whatever their clinical status (history counts), not suspicions."""
+        return [c for c in self.conditions if c.has(concept) and c.present is True and not c.suspected]
 
-    # ---- observations --------------------------------------------------------------------
+    def history(self, concept: str) -> list[Fact]:
+        """A documented episode of a concept, now or in the past: Conditions of any status (not a
+        suspicion), and historical or current mentions in the narrative and Observations."""
+        said = [f for f in (*self.narrative, *self.observations)
+                if f.has(concept) and f.present is True and not f.suspected]
+        return self.any_conditions(concept) + self._latest_first(said)
+
+    # ---- observations and the narrative --------------------------------------------------
 
     def observed(self, concept: str, within_days: float | None) -> list[Fact]:
-        """Observations recording the finding as present, latest first."""
-        found = [o for o in self.observations if o.has(concept) and o.present
+        """Observations recording the finding as present now, latest first."""
+        found = [o for o in self.observations if o.has(concept) and o.affirmed
                  and self._within(o, within_days, undated_counts=False)]
+        return self._latest_first(found)
+
+    def mentioned(self, concept: str, within_days: float | None) -> list[Fact]:
+        """The encounter's reason and the notes stating the finding as present now, latest first."""
+        found = [n for n in self.narrative if n.has(concept) and n.affirmed
+                 and self._within(n, within_days, undated_counts=False)]
         return self._latest_first(found)
 
     def findings(self, concept: str, condition_days: float | None,
                  observation_days: float | None) -> list[Fact]:
-        """Active Conditions plus recent positive Observations of a concept, latest first."""
-        facts = self.active_conditions(concept, condition_days) + self.observed(concept, observation_days)
+        """Active Conditions, recent positive Observations and recent mentions of a concept."""
+        facts = (self.active_conditions(concept, condition_days) + self.observed(concept, observation_days)
+                 + self.mentioned(concept, observation_days))
         return self._latest_first(facts)
+
+    def suspected(self, concept: str, within_days: float | None) -> list[Fact]:
+        """Current suspicions of a concept: provisional or differential diagnoses, "?X" mentions."""
+        return [f for f in self.findings(concept, within_days, within_days)
+                if f.suspected or f.verification in SUSPECTED_VERIFICATION]
+
+    def absent(self, concept: str, within_days: float | None) -> list[Fact]:
+        """Recent statements that the finding is absent ("no calf swelling"), latest first."""
+        found = [f for f in (*self.observations, *self.narrative, *self.conditions)
+                 if f.has(concept) and f.present is False and self._within(f, within_days, False)]
+        return self._latest_first(found)
 
     def latest_quantity(self, concept: str, within_hours: float | None = None) -> Fact | None:
         """The most recent Observation of a concept with a usable quantity."""

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from ..findings import INDICATOR_RANK, Evidence, Finding
+from ..knowledge import Requirements
 from ..record.model import Fact, PatientRecord
-from .dvt import dvt_excluded, dvt_rule, wells_score
+from .dvt import dvt_excluded, dvt_rule, symptomatic_legs, wells_score
 from .incomplete import record_incomplete_rule
 from .infection import septic_arthritis_rule
 from .msk import (
@@ -30,8 +31,8 @@ from .vascular import acute_limb_ischaemia_rule, pad_rule
 
 # Placeholders each topic's rule provides beyond {evidence} {not_documented} {thresholds} {age}.
 PLACEHOLDERS: dict[str, frozenset[str]] = {
-    "dvt-likely": frozenset({"score", "score_table", "anticoagulant"}),
-    "dvt-possible": frozenset({"score", "score_table", "anticoagulant"}),
+    "dvt-likely": frozenset({"score", "score_table", "anticoagulant", "leg"}),
+    "dvt-possible": frozenset({"score", "score_table", "anticoagulant", "leg"}),
     "pe-suspected": frozenset({"pe_score", "pe_features", "score_table"}),
     "septic-arthritis": frozenset({"temperature"}),
     "pad-claudication": frozenset({"abi"}),
@@ -40,7 +41,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
 }
 
 CONCEPTS_USED = frozenset({
-    "knee-complaint", "leg-swelling", "dvt", "dvt-history", "pe", "pe-history", "active-cancer",
+    "knee-complaint", "leg-swelling", "knee-swelling", "dvt", "dvt-history", "pe", "pe-history", "active-cancer",
     "chemotherapy", "lower-limb-paralysis", "leg-immobilisation", "bedridden", "major-surgery",
     "deep-vein-tenderness", "entire-leg-swollen", "calf-swelling", "pitting-oedema",
     "collateral-veins", "alternative-diagnosis", "calf-circumference-difference", "dyspnoea",
@@ -50,7 +51,7 @@ CONCEPTS_USED = frozenset({
     "limb-ischaemia-signs", "limb-paraesthesia", "cannot-bear-weight", "acute-knee-injury", "pad",
     "pad-rest-pain", "ankle-brachial-index", "bakers-cyst", "bakers-cyst-ruptured", "msk-strain",
     "renal-disease", "pregnancy", "body-temperature", "heart-rate", "oxygen-saturation", "d-dimer",
-    "anticoagulants", "nsaids", "venous-duplex", "result-negative",
+    "anticoagulants", "nsaids", "venous-duplex", "result-negative", "delivery", "complaint-narrative",
 })
 
 THRESHOLDS_USED = frozenset({
@@ -60,17 +61,21 @@ THRESHOLDS_USED = frozenset({
     "surgery_within_days_pe", "immobilisation_within_days", "cancer_treatment_within_days",
     "new_symptom_within_days", "symptom_observation_within_days", "complaint_recent_days",
     "vitals_within_hours", "episode_within_days", "acute_injury_within_days",
-    "persistent_pain_after_days",
+    "persistent_pain_after_days", "pregnancy_within_days", "puerperium_days",
 })
+
+
+REQUIREMENTS = Requirements(concepts=CONCEPTS_USED, thresholds=THRESHOLDS_USED, placeholders=PLACEHOLDERS)
 
 
 def current_complaints(record: PatientRecord, t: Mapping[str, float],
                        scope_concepts: Sequence[str]) -> list[Fact]:
-    """Facts that put the patient in scope: a current posterior knee or calf complaint."""
+    """Facts that put the patient in scope: a current posterior knee or calf complaint, or a current
+    suspicion of DVT ("?DVT" today means the leg is being assessed)."""
     found: list[Fact] = []
     for concept in scope_concepts:
         found += record.findings(concept, t["complaint_recent_days"], t["symptom_observation_within_days"])
-    return found
+    return found + record.suspected("dvt", t["complaint_recent_days"])
 
 
 def _with_complaint(finding: Finding, complaint: Fact) -> Finding:
@@ -90,7 +95,7 @@ def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequ
     if not complaints:
         unreadable = record_incomplete_rule(record, scope_concepts, in_scope=False)
         return [unreadable] if unreadable else []
-    wells = wells_score(record, t)
+    wells = wells_score(record, t, symptomatic_legs(complaints))
     dvt = dvt_rule(record, t, wells)
     ces = cauda_equina_rule(record, t)
     deficit = None if ces else neuro_deficit_rule(record, t)
@@ -113,9 +118,9 @@ def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequ
         )
         findings += [f for f in less_urgent if f is not None]
     if not findings:
-        fallbacks = (persistent_pain_rule(record, t, complaints),
-                     record_incomplete_rule(record, scope_concepts, in_scope=True))
-        findings = [f for f in fallbacks if f is not None]
+        findings = [f for f in (persistent_pain_rule(record, t, complaints),) if f is not None]
+    unread = record_incomplete_rule(record, scope_concepts, in_scope=True, others_fired=bool(findings))
+    findings += [unread] if unread else []
     findings = [_with_complaint(f, complaints[0]) for f in findings]
     return sorted(findings, key=lambda f: INDICATOR_RANK[indicator_of(f)])
 

@@ -1,12 +1,19 @@
-"""Suspected DVT: the two-level Wells score (Wells 2003, NICE NG158) for adults."""
+"""Suspected DVT: the two-level Wells score (Wells 2003, NICE NG158) for the symptomatic leg; pregnancy.
+
+The score counts the leg the complaint is about: a sign documented on the other leg adds nothing, a sign
+on both legs or on an unstated side counts for either (clinical-criteria.md §6.2). In pregnancy and the
+six weeks after delivery, unilateral leg pain or swelling is a suspected DVT whatever the score, which is
+not validated there (RCOG Green-top Guideline 37b). A DVT suspected today ("?DVT", a provisional or
+differential diagnosis) is a reason to evaluate DVT, never the "previously documented DVT" item.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..findings import Evidence, Finding
-from ..record.model import Fact, PatientRecord
+from ..record.model import LEGS, UNDATED, Fact, PatientRecord
 
 # (item key, Wells text, points); the order is the order of NG158 Table 1
 WELLS_ITEMS = (
@@ -22,14 +29,20 @@ WELLS_ITEMS = (
     ("alternative", "Alternative diagnosis at least as likely as DVT", -2),
 )
 SIGN_ITEMS = frozenset({"tenderness", "entire_leg", "calf", "oedema", "collaterals"})
+# Leg findings that make DVT worth excluding although they score no Wells point (unmeasured swelling).
+UNSCORED_SIGNS = ("leg-swelling",)
+# Unilateral pain or swelling of the leg: a suspected DVT in pregnancy and the puerperium (RCOG 37b).
+LEG_COMPLAINTS = ("knee-complaint", "leg-swelling", "calf-swelling", "entire-leg-swollen",
+                  "deep-vein-tenderness", "pitting-oedema")
 
 
 @dataclass(frozen=True)
 class WellsScore:
-    """Scored items with the fact behind each, and the items the record does not document."""
+    """Scored items of one leg with the fact behind each, and the items the record does not document."""
 
     items: Mapping[str, Fact]
     not_documented: tuple[str, ...]
+    leg: str | None = None  # left | right; None when no finding names a side
 
     @property
     def score(self) -> int:
@@ -74,19 +87,48 @@ def active_cancer(record: PatientRecord, t: Mapping[str, float]) -> Fact | None:
     return None
 
 
-def wells_score(record: PatientRecord, t: Mapping[str, float]) -> WellsScore:
-    """Score what is coded; everything else is listed as not documented."""
+def previous_dvt(record: PatientRecord) -> Fact | None:
+    """A documented DVT (any status, or a mention such as "hx of DVT 2015"); never a suspicion."""
+    return _first(record.history("dvt"), record.history("dvt-history"))
+
+
+def symptomatic_legs(complaints: Iterable[Fact]) -> tuple[str, ...]:
+    """The legs the current complaint is about; both when no complaint names a side."""
+    sides = {side for c in complaints for side in (LEGS if c.laterality == "bilateral" else (c.laterality,))
+             if side in LEGS}
+    return tuple(leg for leg in LEGS if leg in sides) or LEGS
+
+
+def _leg_score(record: PatientRecord, t: Mapping[str, float], leg: str | None,
+               risks: Mapping[str, Fact | None]) -> WellsScore:
     recent = t["symptom_observation_within_days"]
 
-    def finding(concept: str) -> Fact | None:
-        return _first(record.findings(concept, t["complaint_recent_days"], recent))
+    def sign(concept: str) -> Fact | None:
+        return _first([f for f in record.findings(concept, t["complaint_recent_days"], recent) if f.on_leg(leg)])
 
-    calf = finding("calf-swelling")
+    calf = sign("calf-swelling")
     if calf is None:
         measured = record.latest_quantity("calf-circumference-difference", recent * 24)
-        if measured and measured.quantity and measured.quantity.value >= t["calf_swelling_cm_at_least"]:
+        if (measured and measured.on_leg(leg) and measured.quantity
+                and measured.quantity.value >= t["calf_swelling_cm_at_least"]):
             calf = measured
     candidates: dict[str, Fact | None] = {
+        **risks,
+        "tenderness": sign("deep-vein-tenderness"),
+        "entire_leg": sign("entire-leg-swollen"),
+        "calf": calf,
+        "oedema": sign("pitting-oedema"),
+        "collaterals": sign("collateral-veins"),
+    }
+    items = {key: fact for key, fact in candidates.items() if fact is not None}
+    missing = tuple(text for key, text, _ in WELLS_ITEMS if key not in items and key != "alternative")
+    return WellsScore(items, missing, leg)
+
+
+def wells_score(record: PatientRecord, t: Mapping[str, float], legs: Sequence[str] = LEGS) -> WellsScore:
+    """Score what is coded, for the more symptomatic of `legs` (the legs the complaint names)."""
+    recent = t["symptom_observation_within_days"]
+    risks: dict[str, Fact | None] = {
         "cancer": active_cancer(record, t),
         "paralysis": _first(
             record.active_conditions("lower-limb-paralysis"),
@@ -97,17 +139,13 @@ def wells_score(record: PatientRecord, t: Mapping[str, float]) -> WellsScore:
             record.procedures_within("major-surgery", t["surgery_within_days_dvt"]),
             record.findings("bedridden", t["symptom_observation_within_days"], recent),
         ),
-        "tenderness": finding("deep-vein-tenderness"),
-        "entire_leg": finding("entire-leg-swollen"),
-        "calf": calf,
-        "oedema": finding("pitting-oedema"),
-        "collaterals": finding("collateral-veins"),
-        "previous_dvt": _first(record.any_conditions("dvt"), record.any_conditions("dvt-history")),
-        "alternative": finding("alternative-diagnosis"),
+        "previous_dvt": previous_dvt(record),
+        "alternative": _first(record.findings("alternative-diagnosis", t["complaint_recent_days"], recent)),
     }
-    items = {key: fact for key, fact in candidates.items() if fact is not None}
-    missing = tuple(text for key, text, _ in WELLS_ITEMS if key not in items and key != "alternative")
-    return WellsScore(items, missing)
+    scores = [_leg_score(record, t, leg, risks) for leg in legs]
+    best = max(scores, key=lambda s: (s.score, len(s.items)))
+    sided = any(f.laterality for key, f in best.items.items() if key in SIGN_ITEMS)
+    return best if sided or len(legs) == 1 else WellsScore(best.items, best.not_documented, None)
 
 
 def _treated_dvt(record: PatientRecord) -> bool:
@@ -133,9 +171,38 @@ def dvt_excluded(record: PatientRecord, t: Mapping[str, float]) -> bool:
     )
 
 
+def pregnancy_state(record: PatientRecord, t: Mapping[str, float]) -> Fact | None:
+    """Current pregnancy, or a delivery within the puerperium (six weeks)."""
+    statuses = [o for o in record.observations if o.has("pregnancy") and o.present is not None
+                and record.within(o, t["pregnancy_within_days"])]
+    latest = max(statuses, key=lambda o: o.when or UNDATED, default=None)  # a later "Not pregnant" wins
+    pregnant = _first(
+        record.active_conditions("pregnancy", t["pregnancy_within_days"]),
+        [latest] if latest is not None and latest.affirmed else [],
+        record.mentioned("pregnancy", t["symptom_observation_within_days"]),
+    )
+    if pregnant is not None:
+        return pregnant
+    days = t["puerperium_days"]
+    return _first(record.procedures_within("delivery", days),
+                  [c for c in record.any_conditions("delivery") if record.within(c, days)],
+                  record.mentioned("delivery", days))
+
+
+def _unilateral_leg_complaint(record: PatientRecord, t: Mapping[str, float]) -> Fact | None:
+    recent = t["symptom_observation_within_days"]
+    found = [f for concept in LEG_COMPLAINTS for f in record.findings(concept, t["complaint_recent_days"], recent)
+             if f.laterality != "bilateral"]
+    return _first(found)
+
+
 def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -> Finding | None:
-    """dvt-likely (Wells ≥ 2), dvt-possible (≤ 1 with a sign or risk factor), or nothing."""
-    if record.age_years is not None and record.age_years < t["adult_age_years"]:
+    """dvt-likely (Wells ≥ 2, or pregnancy with unilateral leg symptoms), dvt-possible (Wells ≤ 1 with a
+    sign, a risk factor or a current suspicion), or nothing."""
+    pregnancy = pregnancy_state(record, t)
+    leg_complaint = _unilateral_leg_complaint(record, t) if pregnancy else None
+    adult = record.age_years is None or record.age_years >= t["adult_age_years"]
+    if not adult and leg_complaint is None:
         return None
     if _treated_dvt(record):
         return None
@@ -145,6 +212,12 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
     variant: str | None = None
     anticoagulant = record.active_medications("anticoagulants")
     ordered = record.open_orders("venous-duplex")
+    suspicion = record.suspected("dvt", t["complaint_recent_days"])
+    unscored = [f for c in UNSCORED_SIGNS
+                for f in record.findings(c, t["complaint_recent_days"], t["symptom_observation_within_days"])
+                if f.on_leg(wells.leg)]
+    if suspicion:
+        evidence.append(suspicion[0].evidence("DVT suspected"))
     if ordered:
         flags.add("duplex_ordered")
         evidence.append(ordered[0].evidence("Venous duplex already ordered"))
@@ -153,15 +226,25 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
         dimer_negative = d_dimer.quantity.value <= t["d_dimer_negative_at_most_ug_per_ml_feu"]
         evidence.append(d_dimer.evidence("D-dimer"))
     topic = "dvt-likely" if wells.score >= t["wells_dvt_likely_at_least"] else "dvt-possible"
-    if duplex is not None and duplex.conclusion == "negative":
+    if leg_complaint is not None and pregnancy is not None:
+        evidence[:0] = [pregnancy.evidence("Pregnancy or recent delivery"),
+                        leg_complaint.evidence("Unilateral leg symptom")]
+        flags.add("pregnancy")
+        topic, variant = "dvt-likely", "pregnancy"
+        if duplex is not None and duplex.conclusion == "negative":
+            evidence.append(duplex.evidence("Venous duplex negative"))
+            topic, variant = "dvt-possible", "pregnancy_scan_negative"
+    elif duplex is not None and duplex.conclusion == "negative":
         evidence.append(duplex.evidence("Venous duplex negative"))
         if dimer_negative:
             return None  # NG158: negative scan and negative D-dimer exclude DVT for this episode
         topic = "dvt-possible"
         if dimer_negative is False:
             variant = "repeat_scan"
-    elif topic == "dvt-possible" and not wells.has_sign_or_risk():
+    elif topic == "dvt-possible" and not (wells.has_sign_or_risk() or suspicion or unscored):
         return None
+    if topic == "dvt-possible" and unscored and not wells.has_signs() and variant is None:
+        evidence.append(unscored[0].evidence("Leg swelling (not measured: scores no Wells point)"))
     if variant is None and anticoagulant:
         variant = "anticoagulated"
     elif variant is None and ordered:
@@ -176,9 +259,10 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
         values={
             "score": str(wells.score),
             "score_table": wells.table(),
+            "leg": f"{wells.leg} leg" if wells.leg else "side not recorded",
             "anticoagulant": anticoagulant[0].ingredient or anticoagulant[0].label if anticoagulant else "",
         },
         not_documented=wells.not_documented,
         thresholds=("wells_dvt_likely_at_least", "adult_age_years", "surgery_within_days_dvt",
-                    "calf_swelling_cm_at_least", "d_dimer_negative_at_most_ug_per_ml_feu"),
+                    "calf_swelling_cm_at_least", "d_dimer_negative_at_most_ug_per_ml_feu", "puerperium_days"),
     )

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from ..findings import Finding
 from ..record.model import Fact, PatientRecord
+from .dvt import pregnancy_state
 
 
 def cannot_bear_weight_rule(record: PatientRecord, t: Mapping[str, float]) -> Finding | None:
@@ -41,7 +42,7 @@ def bakers_cyst_rule(record: PatientRecord, t: Mapping[str, float], dvt_excluded
     )
 
 
-def nsaid_caution(record: PatientRecord) -> str | None:
+def nsaid_caution(record: PatientRecord, t: Mapping[str, float]) -> str | None:
     """Why NSAID advice must be left out, or None when it may be given."""
     reasons = []
     anticoagulant = record.active_medications("anticoagulants")
@@ -49,8 +50,8 @@ def nsaid_caution(record: PatientRecord) -> str | None:
         reasons.append(f"on an anticoagulant ({anticoagulant[0].ingredient or anticoagulant[0].label})")
     if record.active_conditions("renal-disease"):
         reasons.append("renal disease")
-    if record.active_conditions("pregnancy"):
-        reasons.append("pregnancy")
+    if pregnancy_state(record, t):
+        reasons.append("pregnancy or recent delivery")
     return "; ".join(reasons) or None
 
 
@@ -59,7 +60,7 @@ def msk_self_care_rule(record: PatientRecord, t: Mapping[str, float]) -> Finding
     facts = record.active_conditions("msk-strain", t["complaint_recent_days"])
     if not facts:
         return None
-    caution = nsaid_caution(record)
+    caution = nsaid_caution(record, t)
     evidence = [f.evidence() for f in facts[:3]]
     return Finding(
         topic="msk-self-care",

@@ -14,11 +14,17 @@ def _new(record: PatientRecord, concept: str, t: Mapping[str, float]) -> list[Fa
     return record.findings(concept, days, days)
 
 
+NEURO_LEG_CONCEPTS = ("sciatica", "foot-drop", "leg-weakness", "limb-paraesthesia")
+
+
 def _bilateral(record: PatientRecord, t: Mapping[str, float]) -> list[Fact]:
+    """Leg symptoms on both sides: coded as bilateral, or sciatica, weakness or numbness named on each leg
+    ("BLE weakness", left and right sciatica)."""
     coded = _new(record, "bilateral-leg-symptoms", t)
     if coded:
         return coded
-    legs = [f for f in record.active_conditions("sciatica") + record.active_conditions("foot-drop")]
+    legs = [f for concept in NEURO_LEG_CONCEPTS
+            for f in record.findings(concept, t["complaint_recent_days"], t["new_symptom_within_days"])]
     both = [f for f in legs if f.laterality == "bilateral"]
     if both:
         return both

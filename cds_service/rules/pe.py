@@ -48,8 +48,8 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
     if recent_surgery or immobile:
         points.append(("Immobilisation > 3 days or surgery in the previous 4 weeks", 1.5,
                        (recent_surgery or immobile)[0]))
-    previous = (record.any_conditions("dvt") + record.any_conditions("dvt-history")
-                + record.any_conditions("pe") + record.any_conditions("pe-history"))
+    previous = (record.history("dvt") + record.history("dvt-history")
+                + record.history("pe") + record.history("pe-history"))
     if previous:
         points.append(("Previous DVT or PE", 1.5, previous[0]))
     if "haemoptysis" in kinds:

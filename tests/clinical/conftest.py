@@ -8,8 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
-from cds_service.evaluation import Evaluator
-from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.evaluation import Evaluator, load_catalog
+from cds_service.knowledge import Knowledge
 from cds_service.render import CardSource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def knowledge() -> Knowledge:
-    return load_knowledge(ROOT / "cards")
+    return load_catalog(ROOT / "cards")
 
 
 @pytest.fixture(scope="session")

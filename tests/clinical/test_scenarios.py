@@ -119,7 +119,7 @@ def test_every_scenario_builds_valid_fhir(evaluator: Evaluator) -> None:
     """The fixtures themselves are valid R4 (else a card could be missing for the wrong reason)."""
     for name, builder, _, _ in SCENARIOS:
         record = evaluator.evaluate(builder(), "p1").record
-        assert record.skipped == (), f"{name}: invalid fixture resources {record.skipped}"
+        assert record.unread == (), f"{name}: invalid fixture resources {record.unread}"
 
 
 def test_scenario_8_converts_fahrenheit_for_the_card(evaluator: Evaluator) -> None:

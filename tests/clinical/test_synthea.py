@@ -86,7 +86,7 @@ def test_whole_record_reads_cleanly_and_gives_no_card(evaluator: Evaluator, http
     """No posterior knee complaint in any record: the scope gate gives no cards."""
     resources, pid = synthea_bundle(name)
     evaluation = evaluator.evaluate(resources, pid)
-    assert evaluation.record.skipped == (), f"{name}: valid Synthea resources skipped"
+    assert evaluation.record.unread == (), f"{name}: valid Synthea resources not read"
     expected_age = PATIENTS[name]["age"]
     if expected_age is not None:
         assert evaluation.record.age_years == expected_age

@@ -15,6 +15,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from hypothesis.control import currently_in_test_context
 
 from cds_service.app import create_app
 from cds_service.config import DEFAULT_CARDS_DIR as CARDS_DIR
-from cds_service.knowledge import codes, load_knowledge
+from cds_service.evaluation import load_catalog
+from cds_service.recognition import BudgetLimits, Recognizer
+from cds_service.recognition.text import ClinicalText
 from tests.conftest import SERVICE_URL
 from tests.support import fhir as F
 
@@ -445,36 +448,42 @@ ACTIVE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition
                       "code": "active"}]}
 
 
-def test_negation_cues_are_searched_in_a_short_window(client: FlaskClient,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def _condition_with_text(text: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": "long", "clinicalStatus": ACTIVE, "code": {"text": text},
+            "subject": {"reference": "Patient/p1"}}
+
+
+def test_every_text_is_read_only_up_to_a_clinical_length(client: FlaskClient,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Denial of service found by this suite: a 40 kB text of negated phrases ("no calf pain.") took
-    seconds and grew with the square of its length, because every phrase hit searched the whole text
-    before it for a negation cue. The cue is now looked for in a window of CUE_WINDOW_CHARS: checked
-    by recording what the cue patterns are given (no timing: speed belongs to bench/)."""
+    seconds and grew with the square of its length. Now a label-sized text (a Condition's text, a
+    display, a valueString) is cut to the budget's label_max_chars before the clinical text reader sees
+    it: checked by recording what the reader is given (no timing: speed belongs to bench/)."""
     seen: list[int] = []
+    original = ClinicalText.read
 
-    class Recording:
-        def __init__(self, pattern: Any) -> None:
-            self._pattern = pattern
+    def recording(self: ClinicalText, text: str, charge: Any = None) -> Any:
+        seen.append(len(text))
+        return original(self, text, charge)
 
-        def search(self, text: str) -> Any:
-            seen.append(len(text))
-            return self._pattern.search(text)
-
-    monkeypatch.setattr(codes, "NEGATION", Recording(codes.NEGATION))
-    monkeypatch.setattr(codes, "FALSE_FRIEND", Recording(codes.FALSE_FRIEND))
+    monkeypatch.setattr(ClinicalText, "read", recording)
     check(post(client, SERVICE_URL, _long_text_call(("no calf pain. " * 3000)[:40_000])))
-    assert seen, "the negation check ran"
-    assert max(seen) <= codes.CUE_WINDOW_CHARS
+    assert seen, "the text reader ran"
+    assert max(seen) <= BudgetLimits().label_max_chars
 
 
 def test_long_texts_are_matched_only_up_to_a_clinical_length(client: FlaskClient) -> None:
-    """Matching cost grows with the text: a 500 kB text held a worker for seconds (a 16 MB body for
-    minutes). Only the first TEXT_MATCH_MAX_CHARS characters of a text are matched now: a phrase
-    past that point is not read, one inside it is, and both calls answer normally."""
-    index = load_knowledge(CARDS_DIR).index
-    filler = "zzzz " * (codes.TEXT_MATCH_MAX_CHARS // 5)
-    assert not index.match({"text": filler + "calf pain"}), "a phrase past the limit is not read"
-    assert "knee-complaint" in index.match({"text": "calf pain " + filler})
+    """Only the first label_max_chars characters of a label-sized text are read: a phrase past that
+    point is not read, one inside it is, and both calls answer normally."""
+    knowledge = load_catalog(CARDS_DIR)
+    recognizer = Recognizer(knowledge, 64)
+    filler = "zzzz " * (BudgetLimits().label_max_chars // 5)
+
+    def concepts(text: str) -> set[str]:
+        record = recognizer.record([_condition_with_text(text)], "p1", datetime.now(UTC))
+        return {c for fact in record.conditions for c in fact.concepts}
+
+    assert "knee-complaint" not in concepts(filler + "calf pain"), "a phrase past the limit is not read"
+    assert "knee-complaint" in concepts("calf pain " + filler)
     for text in (filler * 100 + "calf pain", ("zzzz " * 200_000)[:500_000]):
         check(post(client, SERVICE_URL, _long_text_call(text)))

@@ -1,0 +1,181 @@
+"""Recognition: raw FHIR resources to the facts the rules read, however the record writes them.
+
+Between prefetch resolution and the patient record. Codes (with the ICD-10-CM laterality digit), every
+Observation value shape and its components, the encounter's reason, chief-complaint Observations and the
+clinical notes are all read; every text goes through one clinical text reader (medspaCy: target rules from
+the code lists, ConText for negation, history, hypothetical, family and uncertainty, and the side).
+
+Resources are read most relevant first (the complaint, the encounter, Observations newest first, then
+medications, procedures, orders, reports and the newest notes) within the request's budget; what the budget
+or an invalid resource leaves unread is named in the record (`PatientRecord.unread`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ..errors import PatientMismatch
+from ..knowledge import Knowledge
+from ..record.fhir_time import age_in_years, parse_fhir_datetime
+from ..record.model import Fact, PatientRecord
+from .budget import BudgetLimits, TextBudget
+from .codes import CodeIndex
+from .encounters import current_encounters, diagnosis_dates, read_encounter
+from .identity import other_patients
+from .notes import AttachmentContent, attachment_urls, read_note, select_notes
+from .observations import ObservationReader, observation_time
+from .reading import Reading, reference_of
+from .resources import read_condition, read_medication, read_order, read_procedure, read_report
+from .statements import StatementReader
+from .text import ClinicalText
+from .validation import ResourceValidator
+
+__all__ = ["BudgetLimits", "Recognizer"]
+
+OBSERVATIONS_KEPT_PER_CONCEPT = 5
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+
+
+def _group(resources: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Resources by type, duplicates across prefetch keys merged."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for raw in resources:
+        if not isinstance(raw, dict):
+            continue
+        kind = raw.get("resourceType")
+        if not isinstance(kind, str):
+            continue
+        key = (kind, str(raw.get("id") or id(raw)))
+        if key in seen:
+            continue
+        seen.add(key)
+        by_type.setdefault(kind, []).append(raw)
+    return by_type
+
+
+class Recognizer:
+    """Builds the PatientRecord of one request; one instance per worker, shared by its threads."""
+
+    def __init__(self, knowledge: Knowledge, max_depth: int, limits: BudgetLimits | None = None) -> None:
+        self.knowledge = knowledge
+        self.limits = limits or BudgetLimits()
+        self.codes = CodeIndex(knowledge.code_lists)
+        self.text = ClinicalText(knowledge)
+        self._validator = ResourceValidator(max_depth)
+        self._relevant = frozenset(knowledge.code_lists)
+
+    def note_attachment_urls(self, resources: list[dict[str, Any]]) -> list[str]:
+        """The note attachments the prefetch edge must fetch for this request."""
+        return attachment_urls(resources, self.limits.max_notes)
+
+    def record(self, resources: Iterable[Any], patient_id: str, now: datetime,
+               attachments: Mapping[str, AttachmentContent] | None = None,
+               encounter_id: str | None = None) -> PatientRecord:
+        """The patient's record; PatientMismatch when a resource is about another patient."""
+        by_type = _group(resources)
+        foreign = other_patients((r for group in by_type.values() for r in group), patient_id)
+        if foreign:
+            raise PatientMismatch(
+                "the record holds resources of another patient than context.patientId; nothing was evaluated",
+                resources_of_another_patient=foreign,
+            )
+        budget = TextBudget(self.limits)
+        reading = Reading(self.knowledge, StatementReader(self.codes, self.text, budget), self._validator,
+                          self.limits, now, self._relevant)
+        patient = self._patient(by_type.get("Patient", []), patient_id, reading)
+        birth = parse_fhir_datetime(patient.get("birthDate")) if patient else None
+        encounters = by_type.get("Encounter", [])
+        current = current_encounters(encounters, encounter_id)
+        stages = _Stages(reading)
+        conditions = stages.each("Condition", by_type, lambda r: read_condition(
+            r, reading, diagnosis_dates(encounters, current, now)))
+        narrative = stages.each("Encounter", by_type, lambda r: read_encounter(r, reading, current))
+        observations = self._observations(by_type.get("Observation", []), reading, stages)
+        medications = [f for kind in MEDICATION_TYPES
+                       for f in stages.each(kind, by_type, lambda r: read_medication(r, reading))]
+        procedures = stages.each("Procedure", by_type, lambda r: read_procedure(r, reading))
+        orders = stages.each("ServiceRequest", by_type, lambda r: read_order(r, reading))
+        reports = stages.each("DiagnosticReport", by_type, lambda r: read_report(r, reading))
+        notes = select_notes(by_type.get("DocumentReference", []), self.limits.max_notes)
+        narrative += stages.each_of(list(notes.read),
+                                    lambda r: read_note(r, reading, attachments or {}))
+        for left in notes.left:
+            reading.statements.note_unread(reference_of(left), "budget",
+                                           f"note not read: more than {self.limits.max_notes} notes")
+        return PatientRecord(
+            patient_id=patient_id,
+            now=now,
+            age_years=age_in_years(birth.date() if birth else None, now.date()),
+            gender=patient.get("gender") if patient else None,
+            conditions=tuple(conditions),
+            observations=tuple(observations),
+            narrative=tuple(narrative),
+            medications=tuple(medications),
+            procedures=tuple(procedures),
+            orders=tuple(orders),
+            reports=tuple(reports),
+            unread=tuple(reading.statements.unread.values()),
+        )
+
+    def _patient(self, patients: list[dict[str, Any]], patient_id: str, reading: Reading) -> dict[str, Any] | None:
+        chosen = next((p for p in patients if p.get("id") == patient_id), None)
+        if chosen is not None and not reading.valid(chosen, []):
+            return None
+        return chosen
+
+    def _observations(self, raws: list[dict[str, Any]], reading: Reading, stages: _Stages) -> list[Fact]:
+        """Newest first; of each coded concept only the latest few are read (rules read only those)."""
+        ordered = sorted(raws, key=lambda r: (t.timestamp() if (t := observation_time(r)) else float("-inf")),
+                         reverse=True)
+        reader = ObservationReader(reading)
+        kept: dict[str, int] = {}
+        facts: list[Fact] = []
+        for raw in ordered:
+            if stages.out_of_time(raw):
+                continue
+            coded = self._coded_concepts(raw.get("code"))
+            if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
+                continue
+            found = reader.read(raw)
+            for concept in coded:
+                kept[concept] = kept.get(concept, 0) + 1
+            facts += found
+        return facts
+
+    def _coded_concepts(self, concept: Any) -> set[str]:
+        found: set[str] = set()
+        if isinstance(concept, Mapping):
+            for coding in concept.get("coding") or []:
+                if isinstance(coding, Mapping) and isinstance(coding.get("system"), str) \
+                        and isinstance(coding.get("code"), str):
+                    found |= {e.concept for e in self.codes.lookup(coding["system"], coding["code"])}
+        return found
+
+
+class _Stages:
+    """Runs the readers in order and stops reading at the request's deadline, naming what it left."""
+
+    def __init__(self, reading: Reading) -> None:
+        self._reading = reading
+
+    def out_of_time(self, raw: Mapping[str, Any]) -> bool:
+        if not self._reading.statements.budget.expired():
+            return False
+        self._reading.statements.note_unread(reference_of(raw), "deadline",
+                                             "not read: the evaluation deadline was reached")
+        return True
+
+    def each_of(self, raws: list[dict[str, Any]], read: Callable[[dict[str, Any]], list[Fact]]) -> list[Fact]:
+        facts: list[Fact] = []
+        for raw in raws:
+            if not self.out_of_time(raw):
+                facts += read(raw)
+        return facts
+
+    def each(self, kind: str, by_type: Mapping[str, list[dict[str, Any]]],
+             read: Callable[[dict[str, Any]], list[Fact]]) -> list[Fact]:
+        return self.each_of(by_type.get(kind, []), read)
+

@@ -1,0 +1,38 @@
+"""The right patient: every resource of the record must be about the patient the call is about."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SUBJECT_ELEMENTS = ("subject", "patient")
+
+
+def _patient_id(reference: Any) -> str | None:
+    """The id of a Patient reference ("Patient/p1", an absolute URL, with or without _history)."""
+    if not isinstance(reference, Mapping):
+        return None
+    value = reference.get("reference")
+    if not isinstance(value, str):
+        return None
+    parts = value.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient":
+        return parts[-1]
+    return None
+
+
+def other_patients(resources: Iterable[Mapping[str, Any]], patient_id: str) -> dict[str, int]:
+    """How many resources of each type are about another patient than `patient_id` (no identifiers)."""
+    found: dict[str, int] = {}
+    for raw in resources:
+        kind = raw.get("resourceType")
+        if not isinstance(kind, str):
+            continue
+        if kind == "Patient":  # a Patient without a usable id is malformed, not another patient
+            other = isinstance(raw.get("id"), str) and raw["id"] != patient_id
+        else:
+            ids = {_patient_id(raw.get(element)) for element in SUBJECT_ELEMENTS} - {None}
+            other = bool(ids - {patient_id})
+        if other:
+            found[kind] = found.get(kind, 0) + 1
+    return found

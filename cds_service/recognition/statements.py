@@ -1,0 +1,163 @@
+"""What a CodeableConcept or a text says: concepts with their side, polarity and modifiers.
+
+Codes first: each coding the code lists know gives its concepts (and its side, from the entry or the
+ICD-10-CM laterality digit). Then text: the CodeableConcept's text and the display of every coding the
+lists do not know (a local code with a readable display) are read as clinical text, so a record that
+writes "Pain behind the right knee" with an unknown local code is still recognised.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..knowledge.codes import CodeEntry
+from ..record.model import Unread
+from .budget import TextBudget
+from .codes import CodeIndex
+from .text import ClinicalText, Mention, TextNotRead
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Concepts one coding group or one text mention names, and how.
+
+    `asserted` is False for a negated mention ("no calf swelling"); `polarity` is the code-list
+    entry's: an inverse rule ("able to bear weight") names its concept when it is NOT asserted.
+    """
+
+    concepts: frozenset[str]
+    asserted: bool = True
+    polarity: str = "direct"
+    laterality: str | None = None
+    historical: bool = False
+    suspected: bool = False
+    source: str = "code"  # code | text
+    quote: str | None = None
+    words: str | None = None  # the matched words of a text mention
+    ingredient: str | None = None
+    matched: tuple[str, ...] = ()
+
+    @property
+    def present(self) -> bool:
+        """Whether the statement says its concepts are present (polarity applied)."""
+        return self.asserted if self.polarity == "direct" else not self.asserted
+
+
+def _entry_key(entry: CodeEntry) -> str:
+    return f"{entry.concept}|{entry.system}|{entry.code}"
+
+
+class StatementReader:
+    """Reads codes and texts of one request, charging its text budget and noting what it cannot read."""
+
+    def __init__(self, index: CodeIndex, text: ClinicalText, budget: TextBudget) -> None:
+        self._index = index
+        self._text = text
+        self.budget = budget
+        self.unread: dict[str, Unread] = {}
+        self._charged: set[str] = set()
+
+    # ---- codes ---------------------------------------------------------------------------
+
+    def codings(self, concept: Any) -> tuple[list[Statement], list[str]]:
+        """Statements of the known codings of a CodeableConcept, and the displays of unknown ones."""
+        statements: list[Statement] = []
+        displays: list[str] = []
+        if not isinstance(concept, Mapping):
+            return statements, displays
+        for coding in concept.get("coding") or []:
+            if not isinstance(coding, Mapping):
+                continue
+            system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+            entries = self._index.lookup(system, code) if isinstance(system, str) and isinstance(code, str) else ()
+            if entries:
+                statements += self._coded(entries, code)  # type: ignore[arg-type]
+            elif isinstance(display, str):
+                displays.append(display)
+        return statements, displays
+
+    @staticmethod
+    def _coded(entries: tuple[CodeEntry, ...], code: str) -> list[Statement]:
+        groups: dict[tuple[str | None, str, str | None], list[CodeEntry]] = {}
+        for entry in entries:
+            groups.setdefault((entry.laterality_of(code), entry.polarity, entry.ingredient), []).append(entry)
+        return [
+            Statement(concepts=frozenset(e.concept for e in group), polarity=polarity, laterality=side,
+                      ingredient=ingredient, matched=tuple(_entry_key(e) for e in group))
+            for (side, polarity, ingredient), group in groups.items()
+        ]
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def _charge(self, text: str) -> Any:
+        """The budget check for one text; the same text twice in a request is charged once."""
+
+        def charge(length: int) -> str | None:
+            if text in self._charged:
+                return None
+            reason = self.budget.take(length)
+            if reason is None:
+                self._charged.add(text)
+            return reason
+
+        return charge
+
+    def text(self, text: Any, reference: str, max_chars: int) -> list[Statement]:
+        """Statements of one free text about this patient (hypothetical and family mentions dropped)."""
+        if not isinstance(text, str) or not text.strip():
+            return []
+        cut = unicodedata.normalize("NFKC", text[:max_chars])
+        try:
+            mentions = self._text.read(cut, self._charge(cut))
+        except TextNotRead as exc:
+            self.note_unread(reference, exc.reason, "text not read: the evaluation budget was reached")
+            return []
+        statements: list[Statement] = []
+        for mention in mentions:
+            if mention.about_patient:
+                statements += self._from_mention(mention, cut)
+        return statements
+
+    def _from_mention(self, mention: Mention, text: str) -> list[Statement]:
+        return [
+            Statement(
+                concepts=frozenset({spec.concept}),
+                asserted=not mention.negated,
+                polarity=spec.polarity,
+                laterality=mention.laterality,
+                historical=mention.historical,
+                suspected=mention.uncertain,
+                source="text",
+                quote=mention.sentence,
+                words=text[mention.start:mention.end],
+                ingredient=spec.ingredient,
+                matched=(f"{spec.concept}|text|{spec.written}",),
+            )
+            for spec in self._text.rules_of(mention.label)
+            if spec.concept not in mention.excluded
+        ]
+
+    def concept(self, concept: Any, reference: str, max_chars: int) -> list[Statement]:
+        """Every statement of a CodeableConcept (or a list of them): codes, then its text and the displays
+        of codings the lists do not know."""
+        items = concept if isinstance(concept, list) else [concept]
+        statements: list[Statement] = []
+        for item in items:
+            coded, displays = self.codings(item)
+            statements += coded
+            text = item.get("text") if isinstance(item, Mapping) else None
+            texts = [text] if isinstance(text, str) else []
+            seen = {t.strip().lower() for t in texts}
+            for display in displays:
+                if display.strip().lower() not in seen:
+                    seen.add(display.strip().lower())
+                    texts.append(display)
+            for value in texts:
+                statements += self.text(value, reference, max_chars)
+        return statements
+
+    def note_unread(self, reference: str, reason: str, detail: str) -> None:
+        self.unread.setdefault(reference, Unread(reference, reason, detail))
