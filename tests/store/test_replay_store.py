@@ -160,7 +160,10 @@ def test_two_gunicorn_instances_on_one_postgresql_accept_one_token_once(
         postgres_url: str, trust_file: Path, signing_key: SigningKey, tmp_path: Path) -> None:
     """The adversarial review's finding (one JWT accepted 4 times by 2 replicas x 2 workers): the
     same token sent at once to both instances, each with 2 workers, gets exactly one 200."""
-    env = {"CDS_AUTH": "required", "CDS_TRUSTED_ISSUERS": str(trust_file), "CDS_PUBLIC_BASE_URL": BASE}
+    # a generous replay deadline: this test is about one use, not speed (a loaded CI machine must not
+    # turn the winner's check into `replay_store_unavailable`)
+    env = {"CDS_AUTH": "required", "CDS_TRUSTED_ISSUERS": str(trust_file), "CDS_PUBLIC_BASE_URL": BASE,
+           "CDS_REPLAY_TIMEOUT": "10", "CDS_DATABASE_TIMEOUT": "10"}
     first = GunicornServer(postgres_url, workers=2, log_path=tmp_path / "a.log", extra_env=env)
     second = GunicornServer(postgres_url, workers=2, log_path=tmp_path / "b.log", extra_env=env)
     with first, second:
