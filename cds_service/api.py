@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import DataError, IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
@@ -34,7 +35,13 @@ def _json_body() -> Any:
     """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
     PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
     limit = _runtime().settings.max_body_bytes
-    raw = request.stream.read(limit + 1)
+    try:
+        raw = request.stream.read(limit + 1)
+    except HTTPException:  # 413 from the Content-Length (MAX_CONTENT_LENGTH): answered as such
+        raise
+    except Exception as exc:  # the server's body reader refused the framing (a bad chunk size) or the client left
+        log.info("request body not readable: %s", type(exc).__name__)
+        raise BadRequest("the request body could not be read (malformed framing or cut off)") from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if not raw:
@@ -77,12 +84,14 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if cds_request.hook != definition.hook:
         raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
     context = parse_model(PatientViewContext, cds_request.context, "context")
-    data = resolve(cds_request, definition, runtime.settings)
+    data = resolve(cds_request, definition, runtime.settings,
+                   attachment_urls=runtime.evaluator.note_attachment_urls)
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
         metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
     resources = [r for group in data.resources.values() for r in group]
-    evaluation = runtime.evaluator.evaluate(resources, context.patientId)
+    evaluation = runtime.evaluator.evaluate(resources, context.patientId, attachments=data.attachments,
+                                            encounter_id=context.encounterId)
     cards = evaluation.cards
     shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, evaluation.findings, strict=True)]
     # queued, written in the background: the answer never waits for the database (store/recorder.py)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -64,9 +65,34 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _audience(runtime: Runtime) -> str:
-    """The URL the client called, as the JWT's `aud` must name it (CDS_PUBLIC_BASE_URL behind a proxy)."""
-    base = runtime.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
-    return base + request.path
+    """The URL the client called, as the JWT's `aud` must name it: CDS_PUBLIC_BASE_URL + the path.
+
+    Without CDS_PUBLIC_BASE_URL (development only: production refuses to start without it), the Host
+    header is believed only when it names this machine (localhost, 127.0.0.0/8, ::1), as the CDS Hooks
+    sandbox calls a local service; the scheme is gunicorn's, which honours X-Forwarded-Proto only from
+    CDS_FORWARDED_ALLOW_IPS. Any other Host is refused (`untrusted_host`).
+    """
+    base = runtime.settings.public_base_url.strip().rstrip("/")
+    if base:
+        return base + request.path
+    if not is_loopback_host(request.host):
+        raise AuthenticationFailed("untrusted_host")
+    return request.host_url.rstrip("/") + request.path
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a Host header value naming this machine: localhost, 127.0.0.0/8 or ::1 (any port)."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _install_auth(app: Flask, runtime: Runtime) -> None:

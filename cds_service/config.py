@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
@@ -52,10 +53,16 @@ class Settings:
     fhir_max_pages: int = 10
     fhir_max_workers: int = 8
     fhir_max_response_bytes: int = 64 * 1024 * 1024
+    note_max_bytes: int = 2 * 1024 * 1024
+    notes_max: int = 20
+    text_max_chars: int = 120_000
+    text_max_count: int = 400
+    evaluation_deadline_ms: int = 350
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 64
     jwt_leeway_seconds: int = 60
+    jwt_max_lifetime_seconds: int = 300
     source_label: str = "Posterior knee pain CDS"
     source_url: str = ""
     log_level: str = "INFO"
@@ -89,6 +96,13 @@ class Settings:
         for prefix in self.fhir_server_allowlist:
             if not prefix.startswith(("https://", "http://")):
                 raise ConfigError(f"CDS_FHIR_SERVER_ALLOWLIST entry is not a URL: {prefix!r}")
+        self._validate_public_base_url()
+        if self.jwt_max_lifetime_seconds <= 0:
+            raise ConfigError("CDS_JWT_MAX_LIFETIME_SECONDS must be positive")
+        if self.notes_max < 0 or self.note_max_bytes <= 0:
+            raise ConfigError("CDS_NOTES_MAX must not be negative and CDS_NOTE_MAX_BYTES must be positive")
+        if min(self.text_max_chars, self.text_max_count, self.evaluation_deadline_ms) <= 0:
+            raise ConfigError("CDS_TEXT_MAX_CHARS, CDS_TEXT_MAX_COUNT and CDS_EVALUATION_DEADLINE_MS must be positive")
         if self.fhir_connect_timeout <= 0 or self.fhir_read_timeout <= 0:
             raise ConfigError("FHIR timeouts must be positive")
         if self.database_migrate not in {"auto", "off"}:
@@ -107,6 +121,31 @@ class Settings:
         return self
 
 
+    def _validate_public_base_url(self) -> None:
+        """CDS_PUBLIC_BASE_URL is the JWT audience's base: required (and https) in production, so that
+        the audience never follows the request's Host or X-Forwarded-* headers."""
+        url = self.public_base_url.strip()
+        if not url:
+            if self.production and not self.allow_insecure_dev:
+                raise ConfigError(
+                    "CDS_PUBLIC_BASE_URL is required in production mode (CDS_PRODUCTION=true): set it to the "
+                    "https base URL the EHR calls, e.g. https://cds.hospital.example.org; a JWT's aud must be "
+                    "that URL + the path called"
+                )
+            return
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if (parts is None or not port_ok or parts.scheme not in {"http", "https"} or not parts.hostname
+                or parts.query or parts.fragment or "@" in parts.netloc):
+            raise ConfigError(f"CDS_PUBLIC_BASE_URL must be an http(s) base URL without query, fragment or "
+                              f"credentials, not {url!r}")
+        if self.production and not self.allow_insecure_dev and parts.scheme != "https":
+            raise ConfigError(f"CDS_PUBLIC_BASE_URL must be https in production mode, not {url!r}")
+
+
 _CONVERTERS: dict[str, Any] = {
     "cards_dir": Path,
     "production": _as_bool,
@@ -120,9 +159,15 @@ _CONVERTERS: dict[str, Any] = {
     "fhir_max_pages": int,
     "fhir_max_workers": int,
     "fhir_max_response_bytes": int,
+    "note_max_bytes": int,
+    "notes_max": int,
+    "text_max_chars": int,
+    "text_max_count": int,
+    "evaluation_deadline_ms": int,
     "max_body_bytes": int,
     "max_json_depth": int,
     "jwt_leeway_seconds": int,
+    "jwt_max_lifetime_seconds": int,
     "database_connect_timeout": float,
     "database_timeout": float,
     "database_pool_size": int,

@@ -1,11 +1,14 @@
 """HTTP access to the EHR's FHIR server: the only module that imports `requests`.
 
-Every call has connect and read timeouts, GETs are retried a bounded number of times, redirects and
-`next` links are followed only on the server's own origin, and the bearer token is sent to no other host.
+Every call has connect and read timeouts, GETs are retried a bounded number of times, and every URL
+called (the first, each redirect, each `next` link, each note attachment) must lie under the request's
+`fhirServer` base (origin and path prefix) and pass the allowlist: the bearer token goes nowhere else.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import posixpath
 import socket
 import threading
@@ -26,6 +29,10 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 FHIR_JSON = "application/fhir+json"
+# A Binary read negotiates its form (FHIR R4 Binary §3.1.1): the Binary resource as JSON first, else
+# the raw content as the server stores it (text/plain, text/html, ...).
+ATTACHMENT_ACCEPT = f"{FHIR_JSON}, application/json;q=0.9, text/plain;q=0.8, text/html;q=0.8, */*;q=0.1"
+JSON_MEDIA_TYPES = frozenset({FHIR_JSON, "application/json", "application/json+fhir"})
 MAX_REDIRECTS = 3
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -49,8 +56,12 @@ class Origin:
 
     @classmethod
     def of(cls, url: str) -> Origin:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except (ValueError, TypeError, AttributeError):  # e.g. "http://[::1/fhir": an unclosed IPv6 host
+            raise FhirFetchError("bad_url", "not a parseable URL") from None
+        if parts.scheme not in {"http", "https"} or not hostname:
             raise FhirFetchError("bad_url", "not an http(s) URL")
         if parts.username is not None or parts.password is not None or "@" in parts.netloc:
             raise FhirFetchError("bad_url", "credentials in the URL are not allowed")
@@ -58,13 +69,16 @@ class Origin:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise FhirFetchError("bad_url", "invalid port") from None
-        return cls(parts.scheme, parts.hostname.lower(), port)
+        return cls(parts.scheme, hostname.lower(), port)
 
 
 def _normalised_path(url: str) -> str | None:
     """The URL's path with dot segments removed (RFC 3986 §5.2.4) and a trailing slash; None when a
     percent-encoded dot or slash could let the server see another path than the one checked."""
-    raw = urlsplit(url).path
+    try:
+        raw = urlsplit(url).path
+    except (ValueError, TypeError, AttributeError):
+        return None
     decoded = unquote(raw)
     if decoded != raw and any(part in {".", ".."} for part in decoded.split("/")):
         return None
@@ -74,30 +88,40 @@ def _normalised_path(url: str) -> str | None:
     return path.rstrip("/") + "/"
 
 
-def is_allowed_server(url: str, allowlist: tuple[str, ...], https_only: bool) -> bool:
-    """True when `url` lies under one of the allowlisted base URLs (origin and path prefix)."""
+def url_problem(url: str, allowlist: tuple[str, ...], https_only: bool) -> str | None:
+    """Why `url` may not be called (a reason code), or None when it lies under one of the allowlisted
+    base URLs: same scheme, host and port, and its path (dot segments removed) under the entry's path."""
     try:
         origin = Origin.of(url)
     except FhirFetchError:
-        return False
+        return "bad_url"
     if https_only and origin.scheme != "https":
-        return False
+        return "not_https"
     path = _normalised_path(url)
     if path is None:
-        return False
+        return "bad_url"
+    same_origin = False
     for entry in allowlist:
         if entry == "*":
             if not https_only:
-                return True
+                return None
             continue
         try:
             allowed = Origin.of(entry)
         except FhirFetchError:
             continue
+        if origin != allowed:
+            continue
+        same_origin = True
         allowed_path = _normalised_path(entry)
-        if origin == allowed and allowed_path is not None and path.startswith(allowed_path):
-            return True
-    return False
+        if allowed_path is not None and path.startswith(allowed_path):
+            return None
+    return "outside_base" if same_origin else "cross_origin"
+
+
+def is_allowed_server(url: str, allowlist: tuple[str, ...], https_only: bool) -> bool:
+    """True when `url` lies under one of the allowlisted base URLs (origin and path prefix)."""
+    return url_problem(url, allowlist, https_only) is None
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,7 @@ class FetchLimits:
     max_pages: int = 10
     deadline: float = 8.0
     max_response_bytes: int = 64 * 1024 * 1024
+    max_attachment_bytes: int = 2 * 1024 * 1024
 
 
 class _ConnectionTracker:
@@ -220,8 +245,21 @@ def query_target(relative_url: str) -> tuple[str, str | None]:
     return (segments[0] if segments else ""), None
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A note attachment's content as fetched: the bytes and the media type they are in."""
+
+    content_type: str | None
+    data: bytes
+
+
 class FhirClient:
-    """Reads from one FHIR server with one access token, within one deadline."""
+    """Reads from one FHIR server with one access token, within one deadline.
+
+    Every URL it calls lies under `base_url` (origin and path prefix, after dot-segment removal) and
+    passes `allowlist` when one is given (the service's CDS_FHIR_SERVER_ALLOWLIST), https only when
+    `https_only`: a redirect or `next` link elsewhere on the same host is refused like another host.
+    """
 
     def __init__(
         self,
@@ -230,9 +268,15 @@ class FhirClient:
         limits: FetchLimits,
         session: requests.Session,
         started: float | None = None,
+        allowlist: tuple[str, ...] | None = None,
+        https_only: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.origin = Origin.of(self.base_url)
+        if _normalised_path(self.base_url) is None:
+            raise FhirFetchError("bad_url", "the FHIR base URL has an ambiguous path")
+        self._allowlist = allowlist
+        self._https_only = https_only
         self._token = access_token
         self._limits = limits
         self._session = session
@@ -245,35 +289,72 @@ class FhirClient:
             raise FhirFetchError("deadline", "FHIR deadline exceeded")
         return left
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": FHIR_JSON}
+    def _headers(self, accept: str = FHIR_JSON) -> dict[str, str]:
+        headers = {"Accept": accept}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
 
-    def get_json(self, url: str) -> dict[str, Any]:
-        """GET one URL on this server's origin and return its JSON object."""
+    def check_url(self, url: str) -> None:
+        """Raise FhirFetchError unless `url` may be called with this client's token."""
+        problem = url_problem(url, (self.base_url,), self._https_only)
+        if problem is None and self._allowlist is not None:
+            problem = url_problem(url, self._allowlist, self._https_only)
+        if problem == "cross_origin":
+            raise FhirFetchError("cross_origin", "refused a URL on another origin")
+        if problem is not None:
+            raise FhirFetchError("not_allowed", f"refused a URL outside the FHIR server's base ({problem})")
+
+    def absolute(self, url: str) -> str:
+        """`url` resolved against the base URL (`Binary/123` → `<base>/Binary/123`)."""
+        try:
+            return urljoin(self.base_url, url)
+        except (ValueError, TypeError):
+            raise FhirFetchError("bad_url", "not a parseable URL") from None
+
+    def _get(self, url: str, accept: str) -> requests.Response:
+        """GET `url` (checked, redirects followed only where allowed) and return the 200 response,
+        its body not yet read; the caller closes it."""
         for _ in range(MAX_REDIRECTS + 1):
-            if Origin.of(url) != self.origin:
-                raise FhirFetchError("cross_origin", "refused a URL on another origin")
+            self.check_url(url)
             read = min(self._limits.read_timeout, self._remaining())
             connect = min(self._limits.connect_timeout, read)
             self.request_count += 1
             with _request_errors(self):
-                response = self._session.get(url, headers=self._headers(), timeout=(connect, read),
+                response = self._session.get(url, headers=self._headers(accept), timeout=(connect, read),
                                              allow_redirects=False, stream=True)
-            with response:
-                if response.is_redirect:
+            if response.is_redirect:
+                response.close()
+                try:
                     url = urljoin(url, response.headers.get("Location", ""))
-                    continue
-                if response.status_code != 200:
-                    raise FhirFetchError(f"http_{response.status_code}", "FHIR server refused the request")
-                return self._decode(self._read_body(response))
+                except ValueError:
+                    raise FhirFetchError("bad_url", "a redirect to an unparseable URL") from None
+                continue
+            if response.status_code != 200:
+                response.close()
+                raise FhirFetchError(f"http_{response.status_code}", "FHIR server refused the request")
+            return response
         raise FhirFetchError("redirect_loop", "too many redirects")
 
-    def _read_body(self, response: requests.Response) -> bytes:
+    def get_json(self, url: str) -> dict[str, Any]:
+        """GET one URL under this server's base and return its JSON object."""
+        with self._get(url, FHIR_JSON) as response:
+            return self._decode(self._read_body(response, self._limits.max_response_bytes))
+
+    def fetch_attachment(self, url: str) -> Attachment:
+        """The content of a note attachment `url` (relative to the base, or absolute under it): a FHIR
+        Binary answered as JSON is decoded to its bytes and contentType; any other answer is taken as
+        the raw content with its Content-Type."""
+        limit = min(self._limits.max_attachment_bytes, self._limits.max_response_bytes)
+        with self._get(self.absolute(url), ATTACHMENT_ACCEPT) as response:
+            content_type = response.headers.get("Content-Type") or None
+            media_type = (content_type or "").split(";", 1)[0].strip().lower()
+            if media_type in JSON_MEDIA_TYPES:  # base64 in JSON: 4 characters per 3 bytes, plus the envelope
+                return _binary_content(self._read_body(response, limit * 4 // 3 + 64 * 1024), limit)
+            return Attachment(content_type, self._read_body(response, limit))
+
+    def _read_body(self, response: requests.Response, limit: int) -> bytes:
         """The body, read in chunks so that the deadline and the size cap hold during the read."""
-        limit = self._limits.max_response_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FhirFetchError("too_large", f"the answer is larger than {limit} bytes")
@@ -300,7 +381,7 @@ class FhirClient:
 
     def fetch(self, relative_url: str) -> list[dict[str, Any]]:
         """Run a read or search and return the resources, following search pages."""
-        body = self.get_json(urljoin(self.base_url, relative_url))
+        body = self.get_json(self.absolute(relative_url))
         if body["resourceType"] == "OperationOutcome":
             raise FhirFetchError("operation_outcome", "FHIR server answered an OperationOutcome")
         resource_type, resource_id = query_target(relative_url)
@@ -332,7 +413,7 @@ class FhirClient:
             if pages >= self._limits.max_pages:
                 raise FhirFetchError("too_many_pages", f"more than {self._limits.max_pages} pages")
             seen.add(next_url)
-            page = self.get_json(urljoin(self.base_url, next_url))
+            page = self.get_json(self.absolute(next_url))
             if page.get("resourceType") != "Bundle":
                 raise FhirFetchError("not_bundle", "a next page is not a Bundle")
             resources.extend(bundle_resources(page))
@@ -355,6 +436,27 @@ def _request_errors(client: FhirClient) -> Iterator[None]:
         if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError):
             raise FhirFetchError("connection", "FHIR server unreachable or the answer was cut off") from None
         raise FhirFetchError("request_failed", type(exc).__name__) from None
+
+
+def _binary_content(body: bytes, limit: int) -> Attachment:
+    """The bytes and content type of a FHIR Binary resource in JSON (`data` is base64)."""
+    try:
+        resource = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise FhirFetchError("invalid_json", "the attachment answer is not valid JSON") from None
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
+        raise FhirFetchError("not_binary", "the attachment answer is not a Binary resource")
+    data = resource.get("data")
+    content_type = resource.get("contentType")
+    if not isinstance(data, str):
+        raise FhirFetchError("no_data", "the Binary has no data")
+    try:
+        content = base64.b64decode("".join(data.split()), validate=True)  # FHIR allows whitespace
+    except (binascii.Error, ValueError):
+        raise FhirFetchError("invalid_base64", "the Binary's data is not base64") from None
+    if len(content) > limit:
+        raise FhirFetchError("too_large", f"the attachment is larger than {limit} bytes")
+    return Attachment(content_type if isinstance(content_type, str) and content_type else None, content)
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -4,12 +4,17 @@ Per key (CDS Hooks 2.0 §Prefetch Template): a resource or searchset Bundle is u
 pages are fetched from fhirServer); `null` means "no data" and is not fetched; an OperationOutcome or an
 absent key is fetched from fhirServer. All fetches of one request run concurrently over one Session
 within one deadline. Anything that cannot be obtained raises PrefetchUnavailable (412).
+
+Then the note attachments that `attachment_urls` picks from the DocumentReferences are fetched the same
+way (same session, token, allowlist and deadline). A note that cannot be fetched is no 412: its entry in
+`ResolvedData.attachments` carries the reason, so the evaluation can name the unread note.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +27,10 @@ from .fhir_client import (
     FhirClient,
     FhirFetchError,
     bundle_resources,
-    is_allowed_server,
     make_session,
     next_link,
     query_target,
+    url_problem,
 )
 from .service_definition import ServiceDefinition, fill_template
 from .wire import CdsRequest
@@ -61,6 +66,7 @@ def _limits(settings: Settings) -> FetchLimits:
         max_pages=settings.fhir_max_pages,
         deadline=settings.fhir_deadline,
         max_response_bytes=settings.fhir_max_response_bytes,
+        max_attachment_bytes=settings.note_max_bytes,
     )
 
 
@@ -88,9 +94,10 @@ def _classify(key: str, template: str, value: Any) -> str:
 class _ClientFactory:
     """Creates the one FhirClient of a request, after checking the server is allowed."""
 
-    def __init__(self, request: CdsRequest, settings: Settings) -> None:
+    def __init__(self, request: CdsRequest, settings: Settings, started: float) -> None:
         self._request = request
         self._settings = settings
+        self._started = started
         self._client: FhirClient | None = None
 
     def unavailable_reason(self) -> tuple[str, str] | None:
@@ -98,9 +105,7 @@ class _ClientFactory:
         server = self._request.fhirServer
         if not server:
             return "no_fhir_server", "no fhirServer in the request"
-        if not is_allowed_server(
-            server, self._settings.fhir_server_allowlist, https_only=self._settings.production
-        ):
+        if url_problem(server, self._settings.fhir_server_allowlist, https_only=self._settings.production):
             log.warning("fhirServer refused: not on CDS_FHIR_SERVER_ALLOWLIST or not https")
             return "fhir_server_not_allowed", "fhirServer is not allowed by this service's configuration"
         return None
@@ -113,15 +118,35 @@ class _ClientFactory:
                 access_token=token.access_token if token else None,
                 limits=_limits(self._settings),
                 session=make_session(self._settings.fhir_retries, self._settings.fhir_max_workers),
+                started=self._started,
+                allowlist=self._settings.fhir_server_allowlist,
+                https_only=self._settings.production,
             )
         return self._client
 
+    def close(self) -> int:
+        """Close the client if one was made; the number of FHIR requests it sent."""
+        if self._client is None:
+            return 0
+        self._client.close()
+        return self._client.request_count
 
-def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settings) -> ResolvedData:
-    """Resolve every prefetch key of `definition` for `request`."""
+
+AttachmentSelector = Callable[[list[dict[str, Any]]], list[str]]
+
+
+def resolve(
+    request: CdsRequest,
+    definition: ServiceDefinition,
+    settings: Settings,
+    attachment_urls: AttachmentSelector | None = None,
+) -> ResolvedData:
+    """Resolve every prefetch key of `definition` for `request`; then fetch the note attachments
+    `attachment_urls` picks from all DocumentReferences (when given), within the same deadline."""
+    started = time.monotonic()
     prefetch = request.prefetch or {}
     data = ResolvedData()
-    clients = _ClientFactory(request, settings)
+    clients = _ClientFactory(request, settings, started)
     to_fetch: dict[str, str] = {}
     to_continue: dict[str, dict[str, Any]] = {}
     for key, template in definition.prefetch.items():
@@ -144,20 +169,70 @@ def resolve(request: CdsRequest, definition: ServiceDefinition, settings: Settin
                 raise PrefetchUnavailable("a prefetch template token has no value", keys=[key],
                                           reasons={key: "no_token_value"})
             to_fetch[key] = url
-    if to_fetch or to_continue:
-        unavailable = clients.unavailable_reason()
-        if unavailable:
-            code, message = unavailable
-            keys = sorted([*to_fetch, *to_continue])
-            raise PrefetchUnavailable(f"required data is missing and {message}", keys=keys,
-                                      reasons=dict.fromkeys(keys, code))
-        client = clients.get()
-        try:
-            _fetch_all(client, to_fetch, to_continue, data, settings)
-        finally:
-            data.fhir_requests = client.request_count
-            client.close()
+    try:
+        if to_fetch or to_continue:
+            unavailable = clients.unavailable_reason()
+            if unavailable:
+                code, message = unavailable
+                keys = sorted([*to_fetch, *to_continue])
+                raise PrefetchUnavailable(f"required data is missing and {message}", keys=keys,
+                                          reasons=dict.fromkeys(keys, code))
+            _fetch_all(clients.get(), to_fetch, to_continue, data, settings, started)
+        if attachment_urls is not None:
+            documents = [r for group in data.resources.values() for r in group
+                         if r.get("resourceType") == "DocumentReference"]
+            urls = list(dict.fromkeys(attachment_urls(documents))) if documents else []
+            if urls:
+                data.attachments = _fetch_attachments(clients, urls, settings, started)
+    finally:
+        data.fhir_requests = clients.close()
     return data
+
+
+def _fetch_attachments(
+    clients: _ClientFactory, urls: list[str], settings: Settings, started: float
+) -> dict[str, FetchedAttachment]:
+    """Fetch each attachment URL concurrently until the call's deadline; a failure is an entry with
+    its reason, never an exception."""
+    unavailable = clients.unavailable_reason()
+    if unavailable:
+        return {url: FetchedAttachment(None, None, error=unavailable[0]) for url in urls}
+    client = clients.get()
+    results: dict[str, FetchedAttachment] = {}
+    futures: dict[Future[Any], str] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(settings.fhir_max_workers, len(urls))),
+                              thread_name_prefix="fhir-note")
+    try:
+        for url in urls:
+            try:
+                client.check_url(client.absolute(url))
+            except FhirFetchError as exc:  # refused here, so it is never called
+                results[url] = FetchedAttachment(None, None, error=exc.reason)
+                continue
+            futures[pool.submit(client.fetch_attachment, url)] = url
+        remaining = max(0.0, settings.fhir_deadline - (time.monotonic() - started))
+        done, pending = wait(futures, timeout=remaining)
+        for future in pending:
+            results[futures[future]] = FetchedAttachment(None, None, error="deadline")
+        for future in done:
+            url, error = futures[future], future.exception()
+            if error is None:
+                content = future.result()
+                results[url] = FetchedAttachment(content.content_type, content.data)
+            elif isinstance(error, FhirFetchError):
+                results[url] = FetchedAttachment(None, None, error=error.reason)
+            else:
+                log.error("note attachment fetch failed unexpectedly: %s", type(error).__name__)
+                results[url] = FetchedAttachment(None, None, error="internal")
+    finally:
+        if any(not f.done() for f in futures):
+            client.abort()  # a fetch still under way must not outlive this call
+        pool.shutdown(wait=False, cancel_futures=True)
+    failed = sorted({a.error for a in results.values() if a.error})
+    if failed:
+        log.warning("note attachments not read: %d of %d (%s)",
+                    sum(1 for a in results.values() if a.error), len(urls), ", ".join(failed))
+    return {url: results[url] for url in urls}
 
 
 def _fetch_all(
@@ -166,6 +241,7 @@ def _fetch_all(
     to_continue: dict[str, dict[str, Any]],
     data: ResolvedData,
     settings: Settings,
+    call_started: float,
 ) -> None:
     """Fetch missing keys and remaining pages concurrently; raise 412 naming what failed."""
     started = time.monotonic()
@@ -177,7 +253,8 @@ def _fetch_all(
     for key, bundle in to_continue.items():
         futures[pool.submit(client.collect_pages, bundle)] = key
     try:
-        done, pending = wait(futures, timeout=settings.fhir_deadline, return_when=FIRST_EXCEPTION)
+        remaining = max(0.0, settings.fhir_deadline - (started - call_started))
+        done, pending = wait(futures, timeout=remaining, return_when=FIRST_EXCEPTION)
         failed_early = any(f.exception() is not None for f in done)
         pending_reason = "abandoned" if failed_early else "deadline"
         failures: dict[str, str] = {futures[f]: pending_reason for f in pending}

@@ -15,9 +15,16 @@ from .evaluation import Evaluator, load_catalog
 from .feedback_store import FeedbackStore, SchemaTooNew, SqlReplayCache, StoreConfigError, StoreOptions
 from .json_depth import nested_deeper_than
 from .knowledge import Knowledge
+from .recognition import BudgetLimits
 from .render import CardSource
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+
+
+def budget_limits(settings: Settings) -> BudgetLimits:
+    """The per-request evaluation budget from the settings."""
+    return BudgetLimits(max_chars=settings.text_max_chars, max_texts=settings.text_max_count,
+                        deadline_seconds=settings.evaluation_deadline_ms / 1000, max_notes=settings.notes_max)
 
 
 @dataclass
@@ -42,13 +49,14 @@ class Runtime:
                 settings.trusted_issuers,
                 allow_http_jwks=not settings.production,
                 leeway=settings.jwt_leeway_seconds,
+                max_lifetime=settings.jwt_max_lifetime_seconds,
                 replay_cache=replay_cache(settings, store),
             )
         source = CardSource(settings.source_label, settings.source_url or None)
         return cls(
             settings=settings,
             knowledge=knowledge,
-            evaluator=Evaluator(knowledge, source, settings.max_json_depth),
+            evaluator=Evaluator(knowledge, source, settings.max_json_depth, budget_limits(settings)),
             store=store,
             verifier=verifier,
             openapi=OPENAPI_PATH.read_bytes(),

@@ -5,10 +5,15 @@
 Environment (all optional):
     CDS_BIND                 address to listen on             127.0.0.1:8080 (image: 0.0.0.0:8080)
     CDS_WORKERS              worker processes                 2
-    CDS_THREADS              threads per worker (gthread)     4
+    CDS_THREADS              threads per worker               4
+    CDS_WORKER_CLASS         gunicorn worker class            cds_service.gunicorn_worker.BufferingWorker
+    CDS_CLIENT_HEADER_TIMEOUT seconds for a request head       10
+    CDS_CLIENT_BODY_TIMEOUT  seconds for a request body       30
+    CDS_WORKER_BUFFER_BYTES  bytes of incomplete requests held per worker (503 above)   134217728
     CDS_LOG_LEVEL            gunicorn error-log level         info
     CDS_ACCESS_LOG           "-" (stdout), a path, or "off"   -
-    CDS_FORWARDED_ALLOW_IPS  proxies whose X-Forwarded-* headers are trusted (gunicorn's default)
+    CDS_FORWARDED_ALLOW_IPS  addresses (or CIDR networks) of the proxies whose X-Forwarded-Proto (and
+                             the other secure-scheme headers) are trusted   (none)
     CDS_MANAGEMENT_PORT      also listen on this port (same host as the first bind) for /healthz,
                              /readyz and /metrics, which then answer only there (0 or unset: off)
     PROMETHEUS_MULTIPROC_DIR set: metrics are shared between workers through files in this directory
@@ -16,7 +21,13 @@ Environment (all optional):
 
 Access log: one JSON object per request on stdout (see `access_log_format`). The query string and
 the request body are never logged: CDS Hooks calls carry patient data in the body only, and no
-endpoint of the service takes identifiers in the query.
+endpoint of the service takes identifiers in the query. gunicorn's own lines about requests it could
+not parse name the error, the method and the path only (`BufferingWorker.handle_error`), and every
+error-log line is scrubbed of query strings and bearer tokens on the way out (`scrub`).
+
+Workers: `BufferingWorker` (cds_service/gunicorn_worker.py) is gthread with each request read whole by
+the event loop before a thread takes it, so slow clients hold no thread; see docs/reliability.md for
+the measurements against plain gthread and gevent. CDS_WORKER_CLASS=gthread gives gunicorn's own.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -49,15 +61,16 @@ def _env_int(name: str, default: int) -> int:
 bind = [os.environ.get("CDS_BIND", "").strip() or "127.0.0.1:8080"]
 workers = _env_int("CDS_WORKERS", 2)
 threads = _env_int("CDS_THREADS", 4)
-worker_class = "gthread"
+worker_class = os.environ.get("CDS_WORKER_CLASS", "").strip() or "cds_service.gunicorn_worker.BufferingWorker"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
 # Each worker imports the app itself: no state (sockets, thread pools, DB connections, metrics
 # values) is shared across fork, and prometheus_client picks its multiprocess mode per worker.
 preload_app = False
-if os.environ.get("CDS_FORWARDED_ALLOW_IPS"):
-    forwarded_allow_ips = os.environ["CDS_FORWARDED_ALLOW_IPS"]
+# X-Forwarded-Proto and the other secure-scheme headers are honoured only from these addresses. gunicorn
+# trusts 127.0.0.1 by default (or $FORWARDED_ALLOW_IPS): a local client could then pose as https.
+forwarded_allow_ips = os.environ.get("CDS_FORWARDED_ALLOW_IPS", "").strip()
 # Heartbeat files on a RAM disk when there is one (a read-only root has no writable /tmp otherwise).
 if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
     worker_tmp_dir = "/dev/shm"
@@ -96,6 +109,22 @@ def _iso_now(timestamp: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+_SECRETS = (
+    (re.compile(r"(?i)(bearer|basic)(\s|%20|\+)+[^\s'\"]+"), r"\1 [redacted]"),
+    (re.compile(r"(?i)(authorization|cookie)\s*[:=]?\s*[^\n]*"), r"\1 [redacted]"),
+    (re.compile(r"\?[^\s'\"]*"), "?[query redacted]"),
+    (re.compile(r"(No more data after: ).*", re.S), r"\1[redacted]"),
+)
+
+
+def scrub(message: str) -> str:
+    """A log message without query strings, bearer tokens or Authorization headers (gunicorn quotes
+    request lines and headers in some of its messages)."""
+    for pattern, replacement in _SECRETS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 class _JsonErrorFormatter(logging.Formatter):
     """gunicorn's own messages (start, stop, worker boot and exit) as JSON lines on stderr."""
 
@@ -104,7 +133,7 @@ class _JsonErrorFormatter(logging.Formatter):
             "time": _iso_now(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
             "event": "server",
         }
         if record.exc_info and record.exc_info[0] is not None:

@@ -10,6 +10,11 @@ from . import strict_json
 from .errors import AuthenticationFailed
 
 REQUIRED = ("iss", "aud", "exp", "iat", "jti")
+# NumericDate bounds (RFC 7519 §2): 1970-01-01 to 9999-12-31. Outside them a value is malformed, and an
+# integer of hundreds of digits never reaches float arithmetic (OverflowError).
+MIN_NUMERIC_DATE = 0
+MAX_NUMERIC_DATE = 253_402_300_799
+DEFAULT_MAX_LIFETIME = 300.0  # the CDS Hooks sandbox and the EHRs mint tokens for 5 minutes
 
 
 def parse_claims(payload: bytes) -> dict[str, Any]:
@@ -30,12 +35,16 @@ def check_claims(
     now: float,
     leeway: float,
     tenants: frozenset[str] | None,
+    max_lifetime: float = DEFAULT_MAX_LIFETIME,
 ) -> None:
-    """Raise `AuthenticationFailed` unless the claims are complete, current and meant for us."""
+    """Raise `AuthenticationFailed` unless the claims are complete, current, short-lived
+    (exp − iat ≤ `max_lifetime` + `leeway`) and meant for us."""
     for name in REQUIRED:
         if name not in claims:
             raise AuthenticationFailed("missing_claim")
     _check_types(claims)
+    if claims["exp"] - claims["iat"] > max_lifetime + leeway:
+        raise AuthenticationFailed("lifetime_too_long")
     if claims["exp"] + leeway <= now:
         raise AuthenticationFailed("expired")
     if "nbf" in claims and claims["nbf"] - leeway > now:
@@ -69,5 +78,10 @@ def _is_text(value: object) -> bool:
 
 
 def _is_numeric_date(value: object) -> bool:
-    """A finite JSON number (RFC 7519 NumericDate); booleans are not numbers."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number (RFC 7519 NumericDate) between 1970 and the end of 9999; booleans are not numbers.
+    The range is checked before any float conversion, so a 400-digit integer is simply out of range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return MIN_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE

@@ -22,6 +22,8 @@ REASONS: frozenset[str] = frozenset(
         "expired",  # exp + leeway has passed
         "not_yet_valid",  # nbf - leeway is still in the future
         "iat_in_future",  # iat - leeway is still in the future
+        "lifetime_too_long",  # exp - iat is longer than the configured maximum token lifetime + leeway
+        "untrusted_host",  # no CDS_PUBLIC_BASE_URL and the Host header is not a loopback name
         "wrong_audience",  # `aud` does not name the endpoint called
         "wrong_tenant",  # `tenant` not in the issuer's tenant list
         "replayed_jti",  # the same iss + jti was already accepted

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import requests
 
+from .claims import DEFAULT_MAX_LIFETIME
 from .jwks import KeySetCache
 from .replay import InMemoryReplayCache, ReplayCache
 from .trust import load_trust_config
@@ -17,6 +18,7 @@ def create_verifier(
     *,
     allow_http_jwks: bool = False,
     leeway: float = DEFAULT_LEEWAY,
+    max_lifetime: float = DEFAULT_MAX_LIFETIME,
     session: requests.Session | None = None,
     key_cache: KeySetCache | None = None,
     replay_cache: ReplayCache | None = None,
@@ -30,4 +32,5 @@ def create_verifier(
         key_cache,
         replay_cache if replay_cache is not None else InMemoryReplayCache(),
         leeway=leeway,
+        max_lifetime=max_lifetime,
     )

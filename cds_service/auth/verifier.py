@@ -16,7 +16,7 @@ from jwt.exceptions import (
 )
 
 from .algorithms import ASYMMETRIC, is_forbidden
-from .claims import check_claims, parse_claims
+from .claims import DEFAULT_MAX_LIFETIME, check_claims, parse_claims
 from .errors import AuthenticationFailed, JwksFetchError
 from .jwks import KeySetCache
 from .keys import PublicJwk
@@ -49,9 +49,13 @@ class JwtVerifier:
         replay_cache: ReplayCache,
         leeway: float = DEFAULT_LEEWAY,
         clock: Callable[[], float] = time.time,
+        max_lifetime: float = DEFAULT_MAX_LIFETIME,
     ) -> None:
         if leeway < 0:
             raise ValueError("leeway must not be negative")
+        if max_lifetime <= 0:
+            raise ValueError("max_lifetime must be positive")
+        self._max_lifetime = max_lifetime
         self._issuers = dict(issuers)
         self._keys = key_cache
         self._replay = replay_cache
@@ -75,8 +79,10 @@ class JwtVerifier:
         if alg not in issuer.algorithms:
             raise AuthenticationFailed("alg_not_allowed")
         kid = header.get("kid")
-        if not kid:
+        if kid is None or kid == "":
             raise AuthenticationFailed("missing_kid")
+        if not isinstance(kid, str):
+            raise AuthenticationFailed("malformed")
         jwk = self._find_key(issuer, header.get("jku"), kid)
         if not jwk.fits(alg):
             raise AuthenticationFailed("key_mismatch")
@@ -87,6 +93,7 @@ class JwtVerifier:
             now=self._clock(),
             leeway=self._leeway,
             tenants=issuer.tenants,
+            max_lifetime=self._max_lifetime,
         )
         if not self._replay.add_if_absent(issuer.iss, claims["jti"], claims["exp"] + self._leeway):
             raise AuthenticationFailed("replayed_jti")

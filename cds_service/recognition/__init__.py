@@ -18,13 +18,14 @@ from typing import Any
 
 from ..errors import PatientMismatch
 from ..knowledge import Knowledge
+from ..notes import attachment_urls_to_fetch
 from ..record.fhir_time import age_in_years, parse_fhir_datetime
 from ..record.model import Fact, PatientRecord
 from .budget import BudgetLimits, TextBudget
 from .codes import CodeIndex
 from .encounters import current_encounters, diagnosis_dates, read_encounter
 from .identity import other_patients
-from .notes import AttachmentContent, attachment_urls, read_note, select_notes
+from .notes import AttachmentContent, read_note, select_notes
 from .observations import ObservationReader, observation_time
 from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
@@ -69,7 +70,7 @@ class Recognizer:
 
     def note_attachment_urls(self, resources: list[dict[str, Any]]) -> list[str]:
         """The note attachments the prefetch edge must fetch for this request."""
-        return attachment_urls(resources, self.limits.max_notes)
+        return attachment_urls_to_fetch(resources, self.limits.max_notes)
 
     def record(self, resources: Iterable[Any], patient_id: str, now: datetime,
                attachments: Mapping[str, AttachmentContent] | None = None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 class BudgetLimits:
     """Per-request limits (settings: CDS_TEXT_MAX_CHARS, CDS_TEXT_MAX_COUNT, CDS_EVALUATION_DEADLINE_MS)."""
 
-    max_chars: int = 60_000
+    max_chars: int = 120_000
     max_texts: int = 400
     deadline_seconds: float = 0.35
     label_max_chars: int = 2_000  # a CodeableConcept text, a display or a valueString

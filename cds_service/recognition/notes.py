@@ -1,7 +1,8 @@
 """Clinical notes (DocumentReference) to text, and to facts through the clinical text reader.
 
-Which notes are read: status current (or unstated), not entered in error, newest first (by `date`, else
-the period of care), at most `max_notes` of them. A note's text is its first readable attachment:
+Which notes are read (cds_service/notes.py, shared with the prefetch edge that fetches attachments by
+URL): status current, not entered in error, newest first, at most `max_notes` of them. A note's text is
+its first readable attachment:
 inline base64 `data`, or the content fetched from its `url` at the prefetch edge (same FHIR server, same
 token, same deadline). text/plain, text/html and text/rtf are read; anything else (a PDF, an image) and
 anything that could not be fetched or decoded is named as unread, never silently skipped.
@@ -13,20 +14,16 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any, Protocol
 
 from striprtf.striprtf import rtf_to_text
 
-from ..record.fhir_time import first_time, parse_fhir_datetime
+from ..notes import READABLE_TYPES, attachments, current_notes, media_type, note_time
 from ..record.model import Fact
 from .reading import Reading, facts_from, label_of, reference_of
 
-READ_STATUSES = frozenset({"current"})
-DROPPED_DOC_STATUSES = frozenset({"entered-in-error"})
-TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/html", "application/xhtml+xml", "text/rtf",
-                        "application/rtf", ""})
+TEXT_TYPES = frozenset(READABLE_TYPES)
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "section",
                          "table", "ul", "ol", "dt", "dd", "pre", "hr"})
 
@@ -68,22 +65,18 @@ class _HtmlText(HTMLParser):
             self.parts.append(data)
 
 
-def _media(content_type: str | None) -> tuple[str, str]:
-    """(media type, charset) of a contentType such as `text/html; charset=ISO-8859-1`."""
-    if not isinstance(content_type, str):
-        return "", "utf-8"
-    media, _, params = content_type.partition(";")
-    charset = "utf-8"
-    for param in params.split(";"):
+def _charset(content_type: str | None) -> str:
+    """The charset of a contentType such as `text/html; charset=ISO-8859-1` (UTF-8 when unstated)."""
+    for param in (content_type or "").split(";")[1:]:
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip('"')
-    return media.strip().lower(), charset
+            return value.strip().strip('"')
+    return "utf-8"
 
 
 def decode_note(content_type: str | None, data: bytes) -> str:
     """The readable text of a note's bytes; NoteNotReadable for a type the service cannot read."""
-    media, charset = _media(content_type)
+    media, charset = media_type(content_type) or "", _charset(content_type)
     if media not in TEXT_TYPES:
         raise NoteNotReadable(f"content type {media} is not text")
     try:
@@ -100,20 +93,10 @@ def decode_note(content_type: str | None, data: bytes) -> str:
     return text
 
 
-def note_time(raw: Mapping[str, Any]) -> datetime | None:
-    context = raw.get("context")
-    return parse_fhir_datetime(raw.get("date")) or (first_time(context, "period")
-                                                    if isinstance(context, Mapping) else None)
-
-
-def _attachments(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    found = []
-    for content in raw.get("content") or []:
-        attachment = content.get("attachment") if isinstance(content, Mapping) else None
-        if isinstance(attachment, Mapping):
-            found.append(attachment)
-    # plain text first: it needs no markup stripped and is what the note says
-    return sorted(found, key=lambda a: _media(a.get("contentType"))[0] != "text/plain")
+def _readable_first(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The note's attachments, the most readable type first (plain text needs no markup stripped)."""
+    rank = {kind: position for position, kind in enumerate(READABLE_TYPES)}
+    return sorted(attachments(dict(raw)), key=lambda a: rank.get(media_type(a.get("contentType")) or "?", 99))
 
 
 @dataclass(frozen=True)
@@ -125,31 +108,15 @@ class NoteSelection:
 
 
 def select_notes(resources: list[dict[str, Any]], max_notes: int) -> NoteSelection:
-    """The current notes, newest first, cut at `max_notes`."""
-    notes = [r for r in resources if r.get("resourceType") == "DocumentReference"
-             and r.get("status", "current") in READ_STATUSES and r.get("docStatus") not in DROPPED_DOC_STATUSES]
-    notes.sort(key=lambda r: (note_time(r) is not None, note_time(r) or datetime.min), reverse=True)
+    """The current notes, newest first, cut at `max_notes` (the same choice as the prefetch edge's)."""
+    notes = current_notes(resources)
     return NoteSelection(tuple(notes[:max_notes]), tuple(notes[max_notes:]))
-
-
-def attachment_urls(resources: list[dict[str, Any]], max_notes: int) -> list[str]:
-    """The attachment URLs the prefetch edge must fetch: those of the notes read that carry no data."""
-    urls: list[str] = []
-    for note in select_notes(resources, max_notes).read:
-        for attachment in _attachments(note):
-            if attachment.get("data"):
-                break
-            url = attachment.get("url")
-            if isinstance(url, str) and url and _media(attachment.get("contentType"))[0] in TEXT_TYPES:
-                urls.append(url)
-                break
-    return urls
 
 
 def note_text(raw: Mapping[str, Any], fetched: Mapping[str, AttachmentContent]) -> str:
     """The text of a note: its first readable attachment; NoteNotReadable says why there is none."""
     reasons = []
-    for attachment in _attachments(raw):
+    for attachment in _readable_first(raw):
         content_type = attachment.get("contentType")
         data = attachment.get("data")
         try:

@@ -33,6 +33,8 @@ GUNICORN_ENV = (
     "CDS_LOG_LEVEL",
     "CDS_ACCESS_LOG",
     "CDS_FORWARDED_ALLOW_IPS",
+    "CDS_WORKER_CLASS",
+    "FORWARDED_ALLOW_IPS",
     "PROMETHEUS_MULTIPROC_DIR",
 )
 
@@ -64,7 +66,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.bind == ["127.0.0.1:8080"]
     assert cfg.workers == 2
     assert cfg.threads == 4
-    assert cfg.worker_class_str == "gthread"
+    assert cfg.worker_class_str == "cds_service.gunicorn_worker.BufferingWorker"
+    assert cfg.forwarded_allow_ips == []  # X-Forwarded-Proto from nobody, not gunicorn's 127.0.0.1
     assert (cfg.timeout, cfg.graceful_timeout, cfg.keepalive) == (30, 20, 5)
     assert cfg.preload_app is False
     assert cfg.accesslog == "-"
@@ -89,6 +92,13 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (cfg.workers, cfg.threads) == (3, 8)
     assert cfg.loglevel == "warning"
     assert cfg.accesslog is None
+
+
+def test_forwarded_headers_trusted_only_from_the_configured_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = as_gunicorn_config(load_conf(monkeypatch, CDS_FORWARDED_ALLOW_IPS="10.0.0.5,192.168.0.0/16"))
+    assert [str(entry) for entry in cfg.forwarded_allow_ips] == ["10.0.0.5", "192.168.0.0/16"]
+    cfg = as_gunicorn_config(load_conf(monkeypatch, FORWARDED_ALLOW_IPS="*"))  # gunicorn's own variable
+    assert cfg.forwarded_allow_ips == []
 
 
 @pytest.mark.parametrize("value", ["two", "0", "-1"])

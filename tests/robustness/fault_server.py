@@ -21,10 +21,18 @@ Modes (the FHIR path after the mode segment is what the service asked for):
     pages            50 pages of one Observation each, linked by `next`
     otherhost        a Bundle whose `next` link is on `other_origin` (set by the test)
     redirect         302 to `other_origin`
+    nextprivate      a Bundle whose `next` link is on this server, outside the mode's path (`/private/...`)
+    redirectprivate  302 to this server, outside the mode's path (`/private/...`)
+    private          answers like `ok`; must never be called (it is outside every fhirServer of the tests)
+    note             a note attachment as raw text/plain (`NOTE_TEXT`), whatever was asked
+    binary           a FHIR Binary in JSON whose base64 `data` is `NOTE_TEXT`
+    badbinary        a FHIR Binary in JSON whose `data` is not base64
+    notebig          a raw text/plain attachment of `BIG_NOTE_BYTES` bytes
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -38,6 +46,8 @@ from urllib.parse import parse_qs, urlsplit
 DRIP_INTERVAL = 0.5
 DRIP_MAX_SECONDS = 30.0
 PAGES = 50
+NOTE_TEXT = "Triage note: pain behind the right knee since yesterday, calf swollen. T 38.4."
+BIG_NOTE_BYTES = 3 * 1024 * 1024
 
 
 @dataclass
@@ -117,6 +127,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(_bundle([_heart_rate(page)], next_url))
         elif mode == "otherhost":
             self._json(_bundle([], f"{owner.other_origin}/{resource_type}?patient=p1&page=2"))
+        elif mode == "nextprivate":
+            self._json(_bundle([], f"{owner.url}/private/{resource_type}?patient=p1&page=2"))
+        elif mode == "redirectprivate":
+            self.send_response(302)
+            self.send_header("Location", f"{owner.url}/private/{fhir_path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif mode == "note":
+            self._send(200, NOTE_TEXT.encode(), "text/plain; charset=utf-8")
+        elif mode == "binary":
+            self._json({"resourceType": "Binary", "id": "b1", "contentType": "text/plain",
+                        "data": base64.b64encode(NOTE_TEXT.encode()).decode()})
+        elif mode == "badbinary":
+            self._json({"resourceType": "Binary", "id": "b1", "contentType": "text/plain",
+                        "data": "not base64 at all!"})
+        elif mode == "notebig":
+            self._send(200, b"x" * BIG_NOTE_BYTES, "text/plain")
         elif mode == "redirect":
             self.send_response(302)
             self.send_header("Location", f"{owner.other_origin}/{fhir_path}")

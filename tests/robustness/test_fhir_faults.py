@@ -298,6 +298,17 @@ def test_redirect_to_another_host_is_not_followed(service: Callable[..., FlaskCl
     assert other.requests == []
 
 
+@pytest.mark.parametrize("mode", ["nextprivate", "redirectprivate"])
+def test_next_link_or_redirect_outside_the_allowlisted_path_is_never_called(
+        service: Callable[..., FlaskClient], faults: FaultServer, mode: str) -> None:
+    """Same host, another path (`/private/...`): refused like another host, so the token does not
+    reach it and no data from outside the allowlisted prefix is evaluated."""
+    response, elapsed = call(service(faults.base(mode)), hook_body(faults.base(mode)))
+    assert assert_412(response, elapsed, {"not_allowed"}) == {"observations": "not_allowed"}
+    assert [r.authorization for r in faults.requests_for(mode)] == [f"Bearer {TOKEN}"]
+    assert faults.requests_for("private") == []
+
+
 def test_token_arrives_at_the_allowed_real_engine(service: Callable[..., FlaskClient],
                                                   fhir: FhirTestServer) -> None:
     fhir.load(knee_resources("tok1"))

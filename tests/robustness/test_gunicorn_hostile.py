@@ -1,6 +1,8 @@
 """Hostile requests through real HTTP to gunicorn: no worker dies, every 4xx is JSON, the service stays
 ready. Over-long bodies with and without Content-Length, truncated bodies, bodies that give 5xx in
-process, garbage bytes, a client that hangs up mid-body.
+process, garbage bytes, a client that hangs up mid-body; requests gunicorn itself refuses (a header over
+8 kB, a request line over 8 kB, malformed lines) answer JSON too, and gunicorn's logs of them hold no
+query string, header value or token.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer]
     tmp = tmp_path_factory.mktemp("gunicorn-hostile")
     with GunicornServer(f"sqlite:///{tmp}/feedback.sqlite3", workers=2, threads=4,
                         log_path=tmp / "gunicorn.log",
-                        extra_env={"CDS_MAX_BODY_BYTES": str(LIMIT)}) as running:
+                        extra_env={"CDS_MAX_BODY_BYTES": str(LIMIT), "CDS_ACCESS_LOG": str(tmp / "access.log"),
+                                   "CDS_LOG_LEVEL": "debug"}) as running:
         yield running
 
 
@@ -135,3 +138,60 @@ def test_chunked_body_over_the_limit_gets_413(server: GunicornServer) -> None:
     response = post_chunked(server.url + SERVICE_URL, big_body())
     assert response.status_code == 413, (response.status_code, response.content[:200])
     assert response.json()["error"]
+
+
+SECRETS = ("SECRET-QUERY-4411", "SECRET-BEARER-5522", "SECRET-HEADER-6633", "SECRET-LINE-7744",
+           "SECRET-LONG-8855", "SECRET-NUL-9966", "SECRET-TOKEN-1177")
+
+
+def refused_by_gunicorn(server: GunicornServer) -> dict[str, bytes]:
+    """Requests gunicorn's parser refuses, each carrying a recognisable secret where a careless log
+    line would copy it: the query, an Authorization header, the request line, a header value."""
+    head = "Host: 127.0.0.1\r\nConnection: close\r\n"
+    cases = {
+        "header without a colon": f"GET {SERVICE_URL}?access_token={SECRETS[0]} HTTP/1.1\r\n{head}"
+                                  f"Authorization Bearer {SECRETS[1]}\r\n\r\n",
+        "header name with a space": f"GET /cds-services HTTP/1.1\r\n{head}X Token: {SECRETS[2]}\r\n\r\n",
+        "request line with junk": f"GET /cds-services?access_token={SECRETS[3]} HTTP/1.1 extra\r\n{head}\r\n",
+        "header over 8 kB": f"GET /cds-services?code={SECRETS[6]} HTTP/1.1\r\n{head}"
+                            f"Authorization: Bearer {SECRETS[4]}{'x' * 9000}\r\n\r\n",
+        "request line over 8 kB": f"GET /cds-services?q={SECRETS[4]}{'y' * 9000} HTTP/1.1\r\n{head}\r\n",
+        "NUL in a header": f"GET /cds-services HTTP/1.1\r\n{head}X-Note: a\x00{SECRETS[5]}\r\n\r\n",
+        "invalid method": f"G@T /cds-services?t={SECRETS[6]} HTTP/1.1\r\n{head}\r\n",
+    }
+    return {name: raw_exchange(server, payload.encode("latin-1")) for name, payload in cases.items()}
+
+
+def test_gunicorn_refusals_are_json(server: GunicornServer) -> None:
+    answers = refused_by_gunicorn(server)
+    for name, raw in answers.items():
+        assert raw, f"{name}: no answer"
+        status, body = status_and_body(raw)
+        head = raw.split(b"\r\n\r\n", 1)[0].lower()
+        assert 400 <= status < 500, f"{name}: {status}"
+        assert b"content-type: application/json" in head, f"{name}: {head!r}"
+        assert json.loads(body)["error"], name
+        for secret in SECRETS:
+            assert secret.encode() not in raw, f"{name}: the answer echoes the request"
+    assert status_and_body(answers["header over 8 kB"])[0] == 431
+    assert status_and_body(answers["request line over 8 kB"])[0] == 414
+
+
+def test_gunicorn_logs_hold_no_query_header_or_token(server: GunicornServer) -> None:
+    refused_by_gunicorn(server)
+    marker = "/cds-services/no-such-service-marker"
+    requests.get(server.url + f"{marker}?access_token={SECRETS[6]}",
+                 headers={"Authorization": f"Bearer {SECRETS[1]}"}, timeout=10)
+    access_path = server.log_path.parent / "access.log"
+    deadline = time.monotonic() + 10  # gunicorn writes the access line after the answer went out
+    while marker not in access_path.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    error_log = server.log_tail(2_000_000)
+    access_log = access_path.read_text(errors="replace")
+    assert marker in access_log
+    assert "Invalid request from ip=" in error_log, "gunicorn's refusals were not logged at all"
+    # the method and path are kept where gunicorn had parsed them, nothing after them
+    assert "InvalidHeaderName GET /cds-services (400)" in error_log
+    for secret in SECRETS:
+        assert secret not in error_log, f"{secret} in gunicorn's error log"
+        assert secret not in access_log, f"{secret} in gunicorn's access log"

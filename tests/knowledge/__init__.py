@@ -1,0 +1,1 @@
+"""Knowledge files checked against external releases."""
