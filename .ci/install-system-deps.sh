@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the test suite uses, from Debian: PostgreSQL (store tests on both databases),
-# nginx-light (the buffering front's tests), redis-server (the optional Redis replay store's tests),
+# git (knee-cds diff --base REF tests), nginx-light (the buffering front's tests), redis-server (the optional Redis replay store's tests),
 # and kubectl (renders the kustomize overlays of deploy/k8s). kubectl comes with the machine image
 # (v1.32, kustomize v5); it is installed with apt only where a repository offers the `kubectl`
 # package. Debian 12's own `kubernetes-client` (1.20, kustomize v2) cannot render components.
@@ -9,6 +9,7 @@ set -euo pipefail
 need=()
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v git >/dev/null 2>&1 || need+=(git)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,5 +1,6 @@
-"""Command line: `knee-cds serve`, `knee-cds evaluate FILE` (offline evaluation for review) and
-`knee-cds db upgrade|current|downgrade|revision` (schema migrations of the store)."""
+"""Command line: `knee-cds serve`, `knee-cds evaluate FILE` (offline evaluation for review), the test
+kit's `knee-cds test` and `knee-cds diff` (cds_service/casekit), and `knee-cds db
+upgrade|current|downgrade|revision` (schema migrations of the store)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from .casekit.cli import add_parsers as add_casekit_parsers
 from .config import ConfigError, load_settings
 from .errors import PatientMismatch
 from .evaluation import Evaluation, Evaluator, load_catalog
@@ -156,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--as-of", help="evaluate as at this date/time (ISO 8601), e.g. 2026-11-21")
     evaluate.add_argument("--cards", help="knowledge directory (default: CDS_CARDS_DIR or ./cards)")
     evaluate.set_defaults(handler=_evaluate)
+    add_casekit_parsers(commands)
     db = commands.add_parser("db", help="schema migrations of the store (CDS_DATABASE_URL)")
     db.add_argument("--url", help="database URL (default: CDS_DATABASE_URL)")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ class Evaluator:
         self.knowledge = knowledge
         self.recognizer = Recognizer(knowledge, max_depth, limits)
         self._source = source
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests freeze it
 
     def note_attachment_urls(self, resources: list[dict[str, Any]]) -> list[str]:
         """The note attachments to fetch by URL before evaluating (prefetch edge)."""
@@ -54,11 +55,11 @@ class Evaluator:
     def evaluate(self, resources: Iterable[dict[str, Any]], patient_id: str, now: datetime | None = None,
                  attachments: Mapping[str, AttachmentContent] | None = None,
                  encounter_id: str | None = None) -> Evaluation:
-        """Evaluate the resources of one patient at `now` (default: the current time, UTC).
+        """Evaluate the resources of one patient at `now` (default: the evaluator's clock, UTC).
 
         Raises PatientMismatch when a resource is about another patient than `patient_id`.
         """
-        record = self.recognizer.record(resources, patient_id, now or datetime.now(UTC), attachments,
+        record = self.recognizer.record(resources, patient_id, now or self.clock(), attachments,
                                         encounter_id)
         findings = evaluate(record, self.knowledge.thresholds, self.knowledge.scope_concepts,
                             self.knowledge.indicator_of)

@@ -84,7 +84,8 @@ class Recognizer:
                 resources_of_another_patient=foreign,
             )
         budget = TextBudget(self.limits)
-        reading = Reading(self.knowledge, StatementReader(self.codes, self.text, budget), self._validator,
+        statements = StatementReader(self.codes, self.text, budget, self.knowledge.language.sides)
+        reading = Reading(self.knowledge, statements, self._validator,
                           self.limits, now, self._relevant)
         patient = self._patient(by_type.get("Patient", []), patient_id, reading)
         birth = parse_fhir_datetime(patient.get("birthDate")) if patient else None
@@ -141,8 +142,9 @@ class Recognizer:
             if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
                 continue
             found = reader.read(raw)
-            for concept in coded:
-                kept[concept] = kept.get(concept, 0) + 1
+            if found:  # an invalid one is named as unread and leaves its place to the next
+                for concept in coded:
+                    kept[concept] = kept.get(concept, 0) + 1
             facts += found
         return facts
 

@@ -10,6 +10,7 @@ from typing import Any
 from ..knowledge import Knowledge
 from ..record.model import Fact, Unread
 from .budget import BudgetLimits
+from .sides import combine
 from .statements import Statement, StatementReader
 from .validation import ResourceValidator
 
@@ -106,8 +107,14 @@ def facts_from(statements: list[Statement], *, kind: str, reference: str, label:
                when: datetime | None, status: str | None = None, verification: str | None = None,
                side: str | None = None, source: str | None = None, **extra: Any) -> list[Fact]:
     """One fact per statement, sharing the resource's reference, time and status. A statement's own side
-    outranks `side` (the body site); a text mention names itself by its words."""
+    outranks the side another statement of the resource gives the same concept ("Bilateral knee pain"
+    coded as unspecified knee), which outranks `side` (the body site); a text mention names itself by its
+    words."""
     suspected = verification in SUSPECTED_VERIFICATION
+    said: dict[str, list[str | None]] = {}
+    for s in statements:
+        for concept in s.concepts:
+            said.setdefault(concept, []).append(s.laterality)
     return [
         Fact(
             kind=kind,
@@ -117,7 +124,7 @@ def facts_from(statements: list[Statement], *, kind: str, reference: str, label:
             when=when,
             status=status,
             verification=verification,
-            laterality=s.laterality or side,
+            laterality=s.laterality or combine(x for c in s.concepts for x in said.get(c, ())) or side,
             present=s.present,
             historical=s.historical,
             suspected=suspected or s.suspected,

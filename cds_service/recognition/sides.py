@@ -9,7 +9,7 @@ from typing import Any
 # SNOMED CT laterality qualifier values (real-world-data.md; clinical-criteria.md §6.2)
 SNOMED = "http://snomed.info/sct"
 QUALIFIERS = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
-_WORD = re.compile(r"[a-z/.]+")
+_WORD = re.compile(r"[a-z/.&+]+")
 
 
 def combine(sides: Iterable[str | None]) -> str | None:
@@ -23,8 +23,19 @@ def combine(sides: Iterable[str | None]) -> str | None:
 
 
 def side_in_words(text: str, side_words: Mapping[str, str]) -> str | None:
-    """The side named by the words of a short label (a body site text or display)."""
-    return combine(side_words.get(word.rstrip(".")) or side_words.get(word) for word in _WORD.findall(text.lower()))
+    """The side a short label names (a body site, a display): "bilateral" or "both" words, or two sides
+    joined by "and", are bilateral; otherwise the first side named ("Left calf 3 cm larger than the
+    right" is the left calf)."""
+    words = _WORD.findall(text.lower())
+    sides = [(i, side_words.get(w) or side_words.get(w.rstrip("."))) for i, w in enumerate(words)]
+    sides = [(i, s) for i, s in sides if s]
+    if not sides:
+        return None
+    if any(s == "bilateral" for _, s in sides):
+        return "bilateral"
+    if len(sides) > 1 and sides[1][0] - sides[0][0] == 2 and words[sides[0][0] + 1] in {"and", "&", "+"}:
+        return "bilateral" if sides[0][1] != sides[1][1] else sides[0][1]
+    return sides[0][1]
 
 
 def body_site_side(body_sites: Any, side_words: Mapping[str, str]) -> str | None:

@@ -17,6 +17,7 @@ from ..knowledge.codes import CodeEntry
 from ..record.model import Unread
 from .budget import TextBudget
 from .codes import CodeIndex
+from .sides import side_in_words
 from .text import ClinicalText, Mention, TextNotRead
 
 
@@ -53,9 +54,11 @@ def _entry_key(entry: CodeEntry) -> str:
 class StatementReader:
     """Reads codes and texts of one request, charging its text budget and noting what it cannot read."""
 
-    def __init__(self, index: CodeIndex, text: ClinicalText, budget: TextBudget) -> None:
+    def __init__(self, index: CodeIndex, text: ClinicalText, budget: TextBudget,
+                 side_words: Mapping[str, str]) -> None:
         self._index = index
         self._text = text
+        self._side_words = side_words
         self.budget = budget
         self.unread: dict[str, Unread] = {}
         self._charged: set[str] = set()
@@ -74,16 +77,19 @@ class StatementReader:
             system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
             entries = self._index.lookup(system, code) if isinstance(system, str) and isinstance(code, str) else ()
             if entries:
-                statements += self._coded(entries, code)  # type: ignore[arg-type]
+                side = side_in_words(display, self._side_words) if isinstance(display, str) else None
+                statements += self._coded(entries, code, side)  # type: ignore[arg-type]
             elif isinstance(display, str):
                 displays.append(display)
         return statements, displays
 
     @staticmethod
-    def _coded(entries: tuple[CodeEntry, ...], code: str) -> list[Statement]:
+    def _coded(entries: tuple[CodeEntry, ...], code: str, display_side: str | None) -> list[Statement]:
+        """Statements of one known coding; its side is the code's, else the one its display names."""
         groups: dict[tuple[str | None, str, str | None], list[CodeEntry]] = {}
         for entry in entries:
-            groups.setdefault((entry.laterality_of(code), entry.polarity, entry.ingredient), []).append(entry)
+            side = entry.laterality_of(code) or display_side
+            groups.setdefault((side, entry.polarity, entry.ingredient), []).append(entry)
         return [
             Statement(concepts=frozenset(e.concept for e in group), polarity=polarity, laterality=side,
                       ingredient=ingredient, matched=tuple(_entry_key(e) for e in group))

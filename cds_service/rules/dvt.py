@@ -29,7 +29,8 @@ WELLS_ITEMS = (
     ("alternative", "Alternative diagnosis at least as likely as DVT", -2),
 )
 SIGN_ITEMS = frozenset({"tenderness", "entire_leg", "calf", "oedema", "collaterals"})
-# Leg findings that make DVT worth excluding although they score no Wells point (unmeasured swelling).
+# Leg findings that make DVT worth excluding although they score no Wells point (unmeasured swelling of
+# one leg or of an unstated side).
 UNSCORED_SIGNS = ("leg-swelling",)
 # Unilateral pain or swelling of the leg: a suspected DVT in pregnancy and the puerperium (RCOG 37b).
 LEG_COMPLAINTS = ("knee-complaint", "leg-swelling", "calf-swelling", "entire-leg-swollen",
@@ -215,7 +216,7 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
     suspicion = record.suspected("dvt", t["complaint_recent_days"])
     unscored = [f for c in UNSCORED_SIGNS
                 for f in record.findings(c, t["complaint_recent_days"], t["symptom_observation_within_days"])
-                if f.on_leg(wells.leg)]
+                if f.on_leg(wells.leg) and f.laterality != "bilateral"]  # bilateral oedema is not a DVT sign
     if suspicion:
         evidence.append(suspicion[0].evidence("DVT suspected"))
     if ordered:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
@@ -26,8 +27,13 @@ def evaluator(knowledge: Knowledge) -> Evaluator:
 
 
 @pytest.fixture(scope="session")
-def http_client(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
-    """The whole service over its HTTP API (auth off, prefetch only, SQLite feedback store)."""
+def http_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The whole service (auth off, prefetch only, SQLite feedback store)."""
     tmp = tmp_path_factory.mktemp("clinical-app")
-    app = create_app({"database_url": f"sqlite:///{tmp}/f.sqlite3", "TESTING": True})
-    return app.test_client()
+    return create_app({"database_url": f"sqlite:///{tmp}/f.sqlite3", "TESTING": True})
+
+
+@pytest.fixture(scope="session")
+def http_client(http_app: Flask) -> FlaskClient:
+    """The whole service over its HTTP API."""
+    return http_app.test_client()

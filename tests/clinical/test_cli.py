@@ -8,11 +8,23 @@ from typing import Any
 
 import pytest
 
+from cds_service.casekit.loader import Case, CaseLoader
 from cds_service.cli import main
 from tests.support import fhir as F
 
+from .conftest import ROOT
 from .helpers import by_topic, check_card_shape, indicators
-from .scenarios import BY_NAME
+
+SCENARIOS = ROOT / "cards" / "tests" / "scenarios"
+
+
+def scenario(name: str) -> Case:
+    """A worked scenario of the criteria, from its YAML case (cards/tests/scenarios)."""
+    return CaseLoader().load_file(SCENARIOS / f"{name}.yaml")[0]
+
+
+def expected(case: Case) -> dict[str, str]:
+    return {topic: card.indicator for topic, card in case.expect.cards.items()}
 
 
 def write(path: Path, document: Any) -> Path:
@@ -26,8 +38,10 @@ def collection(resources: list[dict[str, Any]]) -> dict[str, Any]:
                       for r in resources]}
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["evaluate", *argv])
+def run(capsys: pytest.CaptureFixture[str], *argv: str, case: Case | None = None) -> tuple[int, str, str]:
+    """`knee-cds evaluate`, at the case's frozen time when a case is given."""
+    as_of = ["--as-of", case.now.isoformat()] if case is not None else []
+    code = main(["evaluate", *argv, *as_of])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -39,12 +53,12 @@ CLI_SCENARIOS = ["01-postop-dvt-pe", "05-ignored-records", "08-fahrenheit-septic
 @pytest.mark.parametrize("name", CLI_SCENARIOS)
 def test_bundle_json_output_matches_the_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  name: str) -> None:
-    _, builder, present, _ = BY_NAME[name]
-    path = write(tmp_path / "bundle.json", collection(builder()))
-    code, out, err = run(capsys, str(path), "--json")
+    case = scenario(name)
+    path = write(tmp_path / "bundle.json", collection(case.resources))
+    code, out, err = run(capsys, str(path), "--json", case=case)
     assert code == 0, err
     cards = by_topic(json.loads(out)["cards"])
-    assert indicators(cards) == present
+    assert indicators(cards) == expected(case)
     for card in cards.values():
         check_card_shape(card)
 
@@ -53,16 +67,17 @@ def test_bundle_json_output_matches_the_scenario(tmp_path: Path, capsys: pytest.
 def test_request_file_json_output_matches_the_scenario(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str],
                                                        name: str) -> None:
-    _, builder, present, _ = BY_NAME[name]
-    path = write(tmp_path / "request.json", F.hook_request(builder()))
-    code, out, err = run(capsys, str(path), "--json")
+    case = scenario(name)
+    path = write(tmp_path / "request.json", F.hook_request(case.resources))
+    code, out, err = run(capsys, str(path), "--json", case=case)
     assert code == 0, err
-    assert indicators(by_topic(json.loads(out)["cards"])) == present
+    assert indicators(by_topic(json.loads(out)["cards"])) == expected(case)
 
 
 def test_bundle_text_output_lists_each_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path / "bundle.json", collection(BY_NAME["01-postop-dvt-pe"][1]()))
-    code, out, err = run(capsys, str(path))
+    case = scenario("01-postop-dvt-pe")
+    path = write(tmp_path / "bundle.json", collection(case.resources))
+    code, out, err = run(capsys, str(path), case=case)
     assert code == 0, err
     assert "age 58" in out
     assert "[CRITICAL] dvt-likely:" in out and "[CRITICAL] pe-suspected:" in out
@@ -71,8 +86,9 @@ def test_bundle_text_output_lists_each_card(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_request_file_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path / "request.json", F.hook_request(BY_NAME["04-old-dvt-hamstring"][1]()))
-    code, out, err = run(capsys, str(path))
+    case = scenario("04-old-dvt-hamstring")
+    path = write(tmp_path / "request.json", F.hook_request(case.resources))
+    code, out, err = run(capsys, str(path), case=case)
     assert code == 0, err
     assert "[WARNING] dvt-possible:" in out and "[INFO] msk-self-care:" in out
     assert out.index("[WARNING]") < out.index("[INFO]"), "most urgent first"
@@ -80,8 +96,9 @@ def test_request_file_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_text_output_says_when_nothing_was_found(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path / "bundle.json", collection(BY_NAME["10-no-knee-complaint"][1]()))
-    code, out, _ = run(capsys, str(path))
+    case = scenario("10-no-knee-complaint")
+    path = write(tmp_path / "bundle.json", collection(case.resources))
+    code, out, _ = run(capsys, str(path), case=case)
     assert code == 0
     assert "No cards" in out and "[" not in out.split("\n", 1)[1]
 
