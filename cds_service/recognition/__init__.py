@@ -5,9 +5,10 @@ Observation value shape and its components, the encounter's reason, chief-compla
 clinical notes are all read; every text goes through one clinical text reader (medspaCy: target rules from
 the code lists, ConText for negation, history, hypothetical, family and uncertainty, and the side).
 
-Resources are read most relevant first (the complaint, the encounter, Observations newest first, then
-medications, procedures, orders, reports and the newest notes) within the request's budget; what the budget
-or an invalid resource leaves unread is named in the record (`PatientRecord.unread`).
+Every resource's codes, quantities and answers are read. Texts are read most relevant first (the
+complaint, the encounter, Observations newest first, then medications, procedures, orders, reports and
+the newest notes) within the request's text budget and deadline; what the budget or an invalid resource
+leaves unread is named in the record (`PatientRecord.unread`).
 """
 
 from __future__ import annotations
@@ -91,19 +92,20 @@ class Recognizer:
         birth = parse_fhir_datetime(patient.get("birthDate")) if patient else None
         encounters = by_type.get("Encounter", [])
         current = current_encounters(encounters, encounter_id)
-        stages = _Stages(reading)
-        conditions = stages.each("Condition", by_type, lambda r: read_condition(
-            r, reading, diagnosis_dates(encounters, current, now)))
-        narrative = stages.each("Encounter", by_type, lambda r: read_encounter(r, reading, current))
-        observations = self._observations(by_type.get("Observation", []), reading, stages)
-        medications = [f for kind in MEDICATION_TYPES
-                       for f in stages.each(kind, by_type, lambda r: read_medication(r, reading))]
-        procedures = stages.each("Procedure", by_type, lambda r: read_procedure(r, reading))
-        orders = stages.each("ServiceRequest", by_type, lambda r: read_order(r, reading))
-        reports = stages.each("DiagnosticReport", by_type, lambda r: read_report(r, reading))
+        dates = diagnosis_dates(encounters, current, now)
+
+        def each(kind: str, read: Callable[[dict[str, Any]], list[Fact]]) -> list[Fact]:
+            return [fact for raw in by_type.get(kind, []) for fact in read(raw)]
+
+        conditions = each("Condition", lambda r: read_condition(r, reading, dates))
+        narrative = each("Encounter", lambda r: read_encounter(r, reading, current))
+        observations = self._observations(by_type.get("Observation", []), reading)
+        medications = [f for kind in MEDICATION_TYPES for f in each(kind, lambda r: read_medication(r, reading))]
+        procedures = each("Procedure", lambda r: read_procedure(r, reading))
+        orders = each("ServiceRequest", lambda r: read_order(r, reading))
+        reports = each("DiagnosticReport", lambda r: read_report(r, reading))
         notes = select_notes(by_type.get("DocumentReference", []), self.limits.max_notes)
-        narrative += stages.each_of(list(notes.read),
-                                    lambda r: read_note(r, reading, attachments or {}))
+        narrative += [f for raw in notes.read for f in read_note(raw, reading, attachments or {})]
         for left in notes.left:
             reading.statements.note_unread(reference_of(left), "budget",
                                            f"note not read: more than {self.limits.max_notes} notes")
@@ -128,7 +130,7 @@ class Recognizer:
             return None
         return chosen
 
-    def _observations(self, raws: list[dict[str, Any]], reading: Reading, stages: _Stages) -> list[Fact]:
+    def _observations(self, raws: list[dict[str, Any]], reading: Reading) -> list[Fact]:
         """Newest first; of each coded concept only the latest few are read (rules read only those)."""
         ordered = sorted(raws, key=lambda r: (t.timestamp() if (t := observation_time(r)) else float("-inf")),
                          reverse=True)
@@ -136,8 +138,6 @@ class Recognizer:
         kept: dict[str, int] = {}
         facts: list[Fact] = []
         for raw in ordered:
-            if stages.out_of_time(raw):
-                continue
             coded = self._coded_concepts(raw.get("code"))
             if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
                 continue
@@ -156,29 +156,3 @@ class Recognizer:
                         and isinstance(coding.get("code"), str):
                     found |= {e.concept for e in self.codes.lookup(coding["system"], coding["code"])}
         return found
-
-
-class _Stages:
-    """Runs the readers in order and stops reading at the request's deadline, naming what it left."""
-
-    def __init__(self, reading: Reading) -> None:
-        self._reading = reading
-
-    def out_of_time(self, raw: Mapping[str, Any]) -> bool:
-        if not self._reading.statements.budget.expired():
-            return False
-        self._reading.statements.note_unread(reference_of(raw), "deadline",
-                                             "not read: the evaluation deadline was reached")
-        return True
-
-    def each_of(self, raws: list[dict[str, Any]], read: Callable[[dict[str, Any]], list[Fact]]) -> list[Fact]:
-        facts: list[Fact] = []
-        for raw in raws:
-            if not self.out_of_time(raw):
-                facts += read(raw)
-        return facts
-
-    def each(self, kind: str, by_type: Mapping[str, list[dict[str, Any]]],
-             read: Callable[[dict[str, Any]], list[Fact]]) -> list[Fact]:
-        return self.each_of(by_type.get(kind, []), read)
-

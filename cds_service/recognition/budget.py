@@ -1,8 +1,9 @@
 """The evaluation budget of one request: how much text it may read and by when it must answer.
 
-Whatever a request holds, its recognition reads at most `max_texts` texts and `max_chars` characters of
-text, and stops reading at the deadline. What the budget leaves unread is named in the answer (the
-record-incomplete card), never silently dropped.
+Text is what costs (the clinical text reader); codes, quantities and answers cost little and are always
+read, so a flood of prose can never hide a coded fever. Whatever a request holds, its recognition reads at
+most `max_texts` texts and `max_chars` characters of text, and reads no text past the deadline. What the
+budget leaves unread is named in the answer (the record-incomplete card), never silently dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class TextBudget:
 
     def expired(self) -> bool:
         return time.monotonic() - self.started > self.limits.deadline_seconds
+
+    def spent(self) -> str | None:
+        """Why no more text may be read (deadline or budget), or None while some may."""
+        if self.expired():
+            return "deadline"
+        if self.texts >= self.limits.max_texts or self.chars >= self.limits.max_chars:
+            return "budget"
+        return None
 
     def take(self, length: int) -> str | None:
         """Account for a text of `length` characters; the reason it may not be read, or None."""

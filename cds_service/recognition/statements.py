@@ -116,6 +116,10 @@ class StatementReader:
         if not isinstance(text, str) or not text.strip():
             return []
         cut = unicodedata.normalize("NFKC", text[:max_chars])
+        spent = self.budget.spent()
+        if spent is not None and cut not in self._charged:  # not even tokenised: the budget is gone
+            self.note_unread(reference, spent, "text not read: the evaluation budget was reached")
+            return []
         try:
             mentions = self._text.read(cut, self._charge(cut))
         except TextNotRead as exc:

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import spacy
@@ -142,6 +142,23 @@ def _phrase_patterns(phrase: str, language: Language, nlp: SpacyLanguage,
     return patterns
 
 
+def _literals(pattern: Sequence[Mapping[str, Any]]) -> list[str] | None:
+    """The word sequences a pattern of plain words stands for (one word may have alternatives), or None
+    when it has operators, fillers or other attributes and needs the token matcher."""
+    sequences: list[list[str]] = [[]]
+    for token in pattern:
+        lower = token.get("LOWER")
+        if set(token) != {"LOWER"}:
+            return None
+        if isinstance(lower, str):
+            sequences = [[*s, lower] for s in sequences]
+        elif isinstance(lower, dict) and set(lower) == {"IN"} and len(pattern) == 1:
+            sequences = [[word] for word in lower["IN"]]
+        else:
+            return None
+    return [" ".join(s) for s in sequences]
+
+
 def _required_words(pattern: Sequence[Mapping[str, Any]]) -> set[str] | None:
     """The alternatives of one token every match must contain (the most specific), or None when a
     pattern has no such literal token (it is then always run)."""
@@ -190,6 +207,8 @@ class ClinicalText:
                 rule.max_scope = context.max_scope
         component.add(rules)
         self._cache = _CharBoundedCache(cache_chars)
+        self._sentences = _CharBoundedCache(cache_chars)
+        self._splitter = sentences.SentenceSplitter(knowledge.language.sentence_ends)
         self._lock = threading.Lock()
 
     def _target_rules(self, knowledge: Knowledge) -> list[TargetRule]:
@@ -214,8 +233,12 @@ class ClinicalText:
                 self._always_run = True
             else:
                 self._trigger_words |= words
+            literals = _literals(patterns[key])
             try:
-                rules.append(TargetRule(specs[0].written, label, pattern=patterns[key]))
+                if literals is not None:  # a fixed word sequence goes to the phrase matcher: cheaper per token
+                    rules += [TargetRule(literal, label) for literal in literals]
+                else:
+                    rules.append(TargetRule(specs[0].written, label, pattern=patterns[key]))
             except (ValueError, TypeError) as exc:
                 raise KnowledgeError(specs[0].where, f"text rule {specs[0].written!r}: {exc}") from None
         return rules
@@ -226,7 +249,8 @@ class ClinicalText:
 
     @property
     def cached_chars(self) -> int:
-        return self._cache.chars
+        """Characters of text whose answers this worker keeps (texts and sentences)."""
+        return self._cache.chars + self._sentences.chars
 
     def read(self, text: str, charge: Callable[[int], str | None] | None = None) -> tuple[Mention, ...]:
         """Mentions in `text` (read whole: callers cut it). A text holding words some rule needs is
@@ -243,16 +267,28 @@ class ClinicalText:
             return mentions
         with self._lock:  # spaCy pipelines are not documented as thread-safe; the work is CPU-bound anyway
             doc = self._nlp.make_doc(text)
-            triggered = self._always_run or any(t.lower_ in self._trigger_words for t in doc)
-            if triggered and charge is not None and (reason := charge(len(text))):
+            sentences = [s for s in self._splitter.sentences(doc)
+                         if self._always_run or any(t.lower_ in self._trigger_words for t in s)]
+            if sentences and charge is not None and (reason := charge(len(text))):
                 raise TextNotRead(reason)
-            if triggered:
-                for _, component in self._nlp.pipeline:
-                    doc = component(doc)
-            mentions = self._mentions(doc) if triggered else ()
+            mentions = tuple(m for s in sentences for m in self._sentence(text[s.start_char:s.end_char], s.start_char))
         if cacheable:
-            self._cache.put(text, (triggered, mentions))
+            self._cache.put(text, (bool(sentences), mentions))
         return mentions
+
+    def _sentence(self, sentence: str, offset: int) -> tuple[Mention, ...]:
+        """Mentions of one sentence that holds a word some rule needs (modifiers and sides never cross a
+        sentence, so each is read on its own and remembered: notes repeat their boilerplate)."""
+        found = self._sentences.get(sentence)
+        if found is None:
+            doc = self._nlp.make_doc(sentence)
+            for _, component in self._nlp.pipeline:
+                doc = component(doc)
+            found = self._mentions(doc)
+            self._sentences.put(sentence, (True, found))
+        else:
+            found = found[1]
+        return tuple(replace(m, start=m.start + offset, end=m.end + offset) for m in found) if offset else found
 
     def _mentions(self, doc: Doc) -> tuple[Mention, ...]:
         spans = list(doc.spans[SPAN_GROUP])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
+import schemathesis.generation.dictionaries  # imported here, not lazily inside a deep hypothesis draw
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.config import SchemathesisConfig

@@ -1,0 +1,1 @@
+"""Recognition: clinical text, value shapes, sources, sides, pregnancy, identity, budget."""
