@@ -67,7 +67,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError("the file must hold a JSON object")
     resources, patient_id = _resources_and_patient(document)
     now = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC) if args.as_of else None
-    evaluation = evaluator.evaluate(resources, patient_id, now)
+    context = document.get("context") if isinstance(document.get("context"), dict) else {}
+    encounter = context.get("encounterId") if isinstance(context.get("encounterId"), str) else None
+    evaluation = evaluator.evaluate(resources, patient_id, now, encounter_id=encounter)
     if args.json:
         sys.stdout.write(orjson.dumps(evaluation.response(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -123,3 +123,24 @@ def test_a_file_that_is_neither_exits_1_with_a_message(tmp_path: Path,
 def test_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, str(tmp_path / "absent.json"))
     assert code == 1 and out == "" and "absent.json" in err
+
+
+def test_a_record_of_another_patient_exits_1_without_cards(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    resources = [F.patient(pid="p1"), F.condition(F.ICD10, "M79.662", "Pain in left lower leg", pid="p2")]
+    code, out, err = run(capsys, str(write(tmp_path / "request.json", F.hook_request(resources))))
+    assert code == 1 and out == ""
+    assert "another patient" in err and "{'Condition': 1}" in err and "p2" not in err
+
+
+def test_a_note_and_the_visit_reason_are_read_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command line reads the same sources as the service: the encounter the request names, notes."""
+    from tests.support import ehr
+
+    resources = [F.patient(age=45), ehr.encounter("Pain behind the left knee", status="finished", rid="e1"),
+                 ehr.note("Febrile 38.9 overnight.")]
+    body = F.hook_request(resources)
+    body["context"]["encounterId"] = "e1"
+    code, out, err = run(capsys, str(write(tmp_path / "request.json", body)))
+    assert code == 0, err
+    assert "[CRITICAL] septic-arthritis:" in out
