@@ -55,7 +55,7 @@ def database_url(store_url: str) -> str:
 def gunicorn(database_url: str, tmp_path: Path) -> Iterator[GunicornServer]:
     # A generous store deadline: this is a durability test, not a latency one. With the default 2 s, 5 of
     # 3,000 posts got the documented 503 (nothing stored, send again) on this shared 2-core machine
-    # while 16 clients made PostgreSQL flush every commit (docs/reliability.md, section 7).
+    # while 16 clients made PostgreSQL flush every commit (docs/reliability.md, section 9).
     server = GunicornServer(database_url, workers=2, threads=4, log_path=tmp_path / "gunicorn.log",
                             extra_env={"CDS_DATABASE_TIMEOUT": "15"})
     with server:
