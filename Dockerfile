@@ -25,15 +25,22 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Build tools live in their own venv (/opt/build), which the runtime stage never sees; /opt/venv is
-# created without pip and filled with `pip --python`.
-COPY deploy/build-requirements.txt deploy/constraints.txt deploy/
+# created without pip and filled with `pip --python`. The few pure-Python dependencies published as
+# source only (deploy/source-only.txt, e.g. medspaCy) become wheels first; everything is then
+# installed from wheels.
+COPY deploy/build-requirements.txt deploy/constraints.txt deploy/source-only.txt deploy/
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip install --no-cache-dir -r deploy/build-requirements.txt \
+ && grep -v '^#' deploy/source-only.txt | sed '/^$/d' > /tmp/source-only.txt \
+ && grep -i -E "^($(paste -sd'|' /tmp/source-only.txt))==" deploy/constraints.txt > /tmp/source-pins.txt \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /tmp/source-wheels \
+      -r /tmp/source-pins.txt \
  && python3 -m venv --without-pip /opt/venv \
  && /opt/build/bin/pip --python /opt/venv/bin/python install --no-cache-dir --only-binary=:all: \
-      -r deploy/constraints.txt
+      --find-links /tmp/source-wheels -r deploy/constraints.txt
 
 # The project itself: a wheel, installed without dependencies (they are all pinned above), then
 # `pip check` fails the build if pyproject.toml needs something constraints.txt lacks.
@@ -42,7 +49,8 @@ COPY cds_service/ cds_service/
 RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /tmp/wheels . \
  && /opt/build/bin/pip --python /opt/venv/bin/python install --no-cache-dir --no-deps /tmp/wheels/*.whl \
  && /opt/build/bin/pip --python /opt/venv/bin/python check \
- && /opt/venv/bin/python -c "import cds_service, gunicorn, prometheus_client, psycopg"
+ && /opt/venv/bin/python -c "import cds_service, gunicorn, prometheus_client, psycopg, alembic, medspacy" \
+ && test -f "$(/opt/venv/bin/python -c 'import cds_service.migrations as m, os; print(os.path.dirname(m.__file__))')/script.py.mako"
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -69,11 +77,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     CDS_CARDS_DIR=/app/cards \
     CDS_TRUSTED_ISSUERS=/app/cards/trust/production.yaml \
     CDS_DATABASE_URL=sqlite:////var/lib/cds/feedback.sqlite3 \
+    CDS_MANAGEMENT_PORT=9090 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 WORKDIR /app
 USER 10001:10001
-EXPOSE 8080
+# 8080: CDS Hooks endpoints; 9090: /healthz, /readyz, /metrics only (CDS_MANAGEMENT_PORT), so a
+# NetworkPolicy can keep the metrics and probes apart from the EHR's traffic.
+EXPOSE 8080 9090
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python3", "/app/healthcheck.py"]
@@ -85,6 +96,9 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://example.invalid/posterior-knee-cds
 ARG CREATED=unknown
+
+# The commit is reported by the cds_build_info metric.
+ENV CDS_BUILD_COMMIT=${REVISION}
 
 LABEL org.opencontainers.image.title="posterior-knee-cds" \
       org.opencontainers.image.description="CDS Hooks 2.0 service (patient-view): posterior knee pain red flags and differentials" \

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import data, fallback, inprocess, load, report
+from . import data, fallback, inprocess, load, report, store
 from .stats import markdown_table, ms, ratio
 
 LADDER = (10, 100, 1_000, 10_000)
@@ -36,8 +36,10 @@ What the service does to stay fast (the figures above show the effect; the code 
   collections that scanned it again and again. The pause is shared by a worker's threads and bounded:
   a call joins it only within a second of its start, so the collector runs again at the latest when
   those calls end, however busy the worker is.
-- **Cards shown are recorded without waiting for the disk** (SQLite WAL `synchronous=NORMAL`,
-  PostgreSQL `synchronous_commit=off`); feedback still waits for its commit to reach the disk.
+- **Cards shown are queued, not written, on the hook call's path**: a background thread per worker
+  writes them in batches without waiting for the disk (SQLite WAL `synchronous=NORMAL`, PostgreSQL
+  `synchronous_commit=off`), so a slow or hung database never delays a card (section 4); feedback
+  still waits for its commit to reach the disk.
 - **Nothing per request that can be done once**: code lists, card texts, concept index, FHIR model
   schemas and the OpenAPI document are loaded and warmed up when a worker starts.
 
@@ -72,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"markdown file to write (default {DEFAULT_OUTPUT.relative_to(data.ROOT)})")
     parser.add_argument("--skip-load", action="store_true", help="no wrk section")
     parser.add_argument("--skip-fallback", action="store_true", help="no FHIR-engine section")
+    parser.add_argument("--skip-store", action="store_true", help="no store section (PostgreSQL)")
     return parser.parse_args(argv)
 
 
@@ -155,6 +158,15 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
             database_url=inprocess.default_database_url(workdir / "fallback"),
             progress=clock.log))
 
+    # ---- 4. the store (cards shown, token replay) ------------------------------------------------
+    store_rows: list[store.Row] = []
+    if args.skip_store:
+        errors["store"] = "skipped (--skip-store)"
+    else:
+        clock.log("store: cards shown and replay checks (SQLite, PostgreSQL healthy and frozen)")
+        store_rows = guarded(clock, "store", errors, lambda: store.measure(
+            workdir / "store", quick=quick, progress=clock.log)) or []
+
     # ---- targets and the document ---------------------------------------------------------------
     machine.load_end = report.load_average()
     targets = [
@@ -176,6 +188,10 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
                                            False, f"Not measured: the {name} section did not run "
                                                   f"({errors[name]}).")
     sections = _sections(rows, stages, wrk_results, diagnostic, fetch, typical, largest, errors)
+    store_section = (store.INTRO + "\n\n" + store.table(store_rows) if store_rows
+                     else f"Not measured: {errors.get('store', 'no rows')}")
+    design = next(i for i, (title, _) in enumerate(sections) if title.startswith("Design choices"))
+    sections.insert(design, ("4. The store on the hook call's path", store_section))
     extra = {
         "gunicorn (deploy/gunicorn.conf.py)": ", ".join(f"{k}={v}" for k, v in gunicorn.items())
         or "not read",
@@ -334,9 +350,9 @@ def _hotspots(stages: list[inprocess.Stages], typical: data.BenchRequest,
             notes.append(f"- {stage.request.label}: the orjson parse {ms(parse)} ms; the envelope "
                          f"depth check `Runtime.too_deep` {ms(depth)} ms; the pydantic request "
                          f"model {ms(model)} ms; "
-                         f"the record build {ms(s['recognition and record (recognition/)'].median)} ms; the feedback "
-                         f"store write {ms(s['feedback store write'].median)} ms (p95 "
-                         f"{ms(s['feedback store write'].p95)} ms).")
+                         f"the record build {ms(s['recognition and record (recognition/)'].median)} ms; queueing "
+                         f"the cards shown {ms(s['cards shown queued (store)'].median)} ms (p95 "
+                         f"{ms(s['cards shown queued (store)'].p95)} ms).")
     return text + "\n".join(notes)
 
 

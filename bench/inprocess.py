@@ -198,7 +198,7 @@ STEP_NAMES = (
     "recognition and record (recognition/)",
     "rules + cards",
     "response serialise",
-    "feedback store write",
+    "cards shown queued (store)",
 )
 
 
@@ -250,8 +250,8 @@ def measure_stages(app: Flask, request: BenchRequest, *, iterations: int = 10) -
                 evaluation = Evaluation(record, tuple(findings), tuple(cards))
                 times.append(_timed(lambda e=evaluation: orjson.dumps(e.response()))[0])
                 shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, findings, strict=True)]
-                times.append(_timed(lambda s=shown, r=cds_request: runtime.store.remember_cards(
-                    knowledge.service.id, r.hookInstance, s))[0])
+                times.append(_timed(lambda s=shown, r=cds_request: runtime.store.record_shown(
+                    knowledge.service.id, r.hook_instance_label, s))[0])
                 del body, data, resources, record, evaluation
             if index == 0:
                 continue  # warm-up

@@ -7,13 +7,14 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from .companion import PendingLink
 from .companion.snapshot import build_snapshot
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
+from .feedback_store import StoreUnavailableError
 from .gc_pause import gc_paused
 from .prefetch import resolve
 from .render import CompanionLink
@@ -82,7 +83,7 @@ def invoke(service_id: str) -> Response:
 
 def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     cds_request = parse_model(CdsRequest, _json_body(), "CDS Hooks request")
-    g.hook_instance = cds_request.hookInstance
+    g.hook_instance = cds_request.hook_instance_label
     definition = runtime.knowledge.service
     if cds_request.hook != definition.hook:
         raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
@@ -112,11 +113,9 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
         body = build_snapshot(evaluation.record, evaluation.findings, cards, runtime.knowledge,
                               runtime.companion.perc)
         snapshot = runtime.companion.snapshot(link, body)
-    try:
-        runtime.store.remember_cards(service_id, cds_request.hookInstance, shown, snapshot)
-    except SQLAlchemyError as exc:  # the cards still go out: remembering them is for feedback only
-        metrics.FEEDBACK_STORE_ERRORS.labels(operation="remember_cards").inc()
-        log.error("could not remember the cards shown: %s", type(exc).__name__)
+    # queued, written in the background with the companion page's snapshot: the answer never waits for
+    # the database (feedback_store/recorder.py)
+    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, snapshot)
     for _, topic, indicator in shown:
         metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
@@ -140,16 +139,21 @@ def feedback(service_id: str) -> Response:
     _service(service_id)
     items = parse_model(FeedbackRequest, _json_body(), "feedback").feedback
     try:
-        stored = _runtime().store.add_feedback(service_id, items)
+        result = _runtime().store.add_feedback(service_id, items)
     except (DataError, IntegrityError) as exc:  # permanent: the same items would fail again
         metrics.FEEDBACK_STORE_ERRORS.labels(operation="add_feedback").inc()
         log.error("feedback refused by the store: %s", type(exc).__name__)
         raise BadRequest("a feedback value cannot be stored (too long or invalid); nothing was stored") from None
-    except SQLAlchemyError as exc:  # operational: the database is down or busy, a retry may succeed
+    except StoreUnavailableError as exc:  # down, hung or wrong schema: a retry may succeed
         metrics.FEEDBACK_STORE_ERRORS.labels(operation="add_feedback").inc()
-        log.error("feedback not stored: %s", type(exc).__name__)
+        log.error("feedback not stored: store %s", exc.reason)
         raise StoreUnavailable("the feedback store is unavailable; nothing was stored, send it again") from None
-    return json_response({"received": len(items), "stored": stored})
+    for outcome, item_result in result.items:
+        metrics.FEEDBACK_ITEMS.labels(outcome=outcome, result=item_result).inc()
+    body = {"received": result.received, "stored": result.stored}
+    if result.unmatched:
+        body["unmatched"] = result.unmatched  # stored apart from the counts: no card of ours has that id
+    return json_response(body)
 
 
 @bp.get("/cds-services/<service_id>/feedback/summary")
@@ -158,9 +162,9 @@ def feedback_summary(service_id: str) -> Response:
     _service(service_id)
     try:
         return json_response(_runtime().store.summary(service_id))
-    except SQLAlchemyError as exc:
+    except StoreUnavailableError as exc:
         metrics.FEEDBACK_STORE_ERRORS.labels(operation="summary").inc()
-        log.error("feedback summary failed: %s", type(exc).__name__)
+        log.error("feedback summary failed: store %s", exc.reason)
         raise StoreUnavailable("the feedback store is unavailable") from None
 
 
@@ -171,17 +175,13 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
+    """Ready = can serve cards (knowledge loaded). The store's state is reported beside it and in
+    `cds_feedback_store_up`, never as "not ready": cards need no database (docs/reliability.md)."""
     runtime = _runtime()
-    checks = {"knowledge": "ok", "feedback_store": "ok"}
-    try:
-        runtime.store.ping()
-    except SQLAlchemyError as exc:  # any database failure means "not ready"; the reason is logged
-        log.warning("readiness: feedback store unreachable (%s)", type(exc).__name__)
-        checks["feedback_store"] = "unreachable"
-    ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "knowledge": runtime.knowledge.summary()}
-    return json_response(body, 200 if ready else 503)
+    store_state = runtime.store.health(timeout=min(1.0, runtime.settings.database_timeout))
+    body = {"status": "ready", "checks": {"knowledge": "ok", "feedback_store": store_state},
+            "required": ["knowledge"], "knowledge": runtime.knowledge.summary()}
+    return json_response(body, 200)
 
 
 @bp.get("/metrics")

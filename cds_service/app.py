@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,17 +17,22 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from . import metrics
 from .api import bp, json_response
 from .auth import AuthenticationFailed
+from .build_info import record_build_info
 from .companion.views import bp as companion_bp
 from .config import load_settings
 from .errors import CdsError, PayloadTooLarge
-from .logging_setup import configure_logging
+from .logging_setup import configure_logging, request_id_var
 from .runtime import Runtime
+from .tracing import configure_tracing
 
 log = logging.getLogger("cds_service")
 access_log = logging.getLogger("cds_service.access")
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 # The companion page is opened by a clinician's browser, not a CDS client: its signed reference is its key
 UNAUTHENTICATED_PREFIXES = ("/companion/",)
+MANAGEMENT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# A request id taken from the client (or the front) only if it is short and plain; else a new one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -49,9 +56,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.register_blueprint(bp)
     app.register_blueprint(companion_bp)
-    _install_request_log(app)  # first, so its timer also covers refused JWTs
+    _install_request_id(app)
+    _install_management_port(app, settings.management_port)
+    _install_request_log(app)  # before auth, so its timer also covers refused JWTs
     _install_auth(app, runtime)
     _install_errors(app, runtime)
+    record_build_info(settings)
+    configure_tracing(app, runtime, settings.otel_enabled)
     log.info("service ready", extra={"event": "startup", "knowledge": runtime.knowledge.summary(),
                                      "auth": settings.auth, "production": settings.production})
     return app
@@ -112,6 +123,58 @@ def _install_auth(app: Flask, runtime: Runtime) -> None:
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
         g.client_iss = client.iss
+        return None
+
+
+def local_port(environ: Mapping[str, Any]) -> int | None:
+    """The port of the listening socket this request came in on (never the Host header)."""
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            return int(sock.getsockname()[1])
+        except (OSError, IndexError, TypeError, ValueError):
+            return None
+    try:
+        return int(environ.get("SERVER_PORT", ""))
+    except ValueError:
+        return None
+
+
+def _install_request_id(app: Flask) -> None:
+    """Every request gets an id (the caller's X-Request-ID when plain, else a new UUID): in every
+    log line written while it is handled, and in the answer's X-Request-ID."""
+
+    @app.before_request
+    def _set_request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def _clear_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+
+
+def _install_management_port(app: Flask, management_port: int) -> None:
+    """With CDS_MANAGEMENT_PORT set, /healthz, /readyz and /metrics answer only on that port and
+    nothing else does, so a NetworkPolicy can open it to the kubelet and Prometheus alone."""
+    if not management_port:
+        return
+
+    @app.before_request
+    def _route_by_port() -> Response | None:
+        on_management = local_port(request.environ) == management_port
+        if (request.path in MANAGEMENT_PATHS) != on_management:
+            g.error = "not_found"
+            return json_response({"error": "not_found", "message": "not served on this port"}, 404)
         return None
 
 

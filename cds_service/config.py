@@ -69,6 +69,20 @@ class Settings:
     source_label: str = "Posterior knee pain CDS"
     source_url: str = ""
     log_level: str = "INFO"
+    # --- the store (feedback, cards shown, token ids): bounded waits so cards never wait on it ---
+    database_password_file: str = ""
+    database_connect_timeout: float = 2.0
+    database_timeout: float = 2.0
+    database_pool_size: int = 5
+    database_pool_timeout: float = 1.0
+    database_migrate: str = "auto"
+    cards_shown_queue: int = 10_000
+    replay_store: str = "database"
+    replay_timeout: float = 0.5
+    # --- operations ---
+    management_port: int = 0
+    build_commit: str = "unknown"
+    otel_enabled: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> Settings:
@@ -98,6 +112,17 @@ class Settings:
             raise ConfigError("CDS_TEXT_MAX_CHARS, CDS_TEXT_MAX_COUNT and CDS_EVALUATION_DEADLINE_MS must be positive")
         if self.fhir_connect_timeout <= 0 or self.fhir_read_timeout <= 0:
             raise ConfigError("FHIR timeouts must be positive")
+        if self.database_migrate not in {"auto", "off"}:
+            raise ConfigError(f"CDS_DATABASE_MIGRATE must be 'auto' or 'off', not {self.database_migrate!r}")
+        if min(self.database_connect_timeout, self.database_timeout, self.database_pool_timeout,
+               self.replay_timeout) <= 0:
+            raise ConfigError("database and replay timeouts must be positive")
+        if self.database_pool_size < 1 or self.cards_shown_queue < 1:
+            raise ConfigError("CDS_DATABASE_POOL_SIZE and CDS_CARDS_SHOWN_QUEUE must be at least 1")
+        if not (self.replay_store in {"memory", "database"} or self.replay_store.startswith(("redis://", "rediss://"))):
+            raise ConfigError("CDS_REPLAY_STORE must be 'memory', 'database' or a redis:// or rediss:// URL")
+        if not 0 <= self.management_port <= 65535:
+            raise ConfigError(f"CDS_MANAGEMENT_PORT is not a port: {self.management_port}")
         if not self.cards_dir.is_dir():
             raise ConfigError(f"CDS_CARDS_DIR is not a directory: {self.cards_dir}")
         return self
@@ -151,6 +176,14 @@ _CONVERTERS: dict[str, Any] = {
     "jwt_leeway_seconds": int,
     "jwt_max_lifetime_seconds": int,
     "companion_ttl_hours": float,
+    "database_connect_timeout": float,
+    "database_timeout": float,
+    "database_pool_size": int,
+    "database_pool_timeout": float,
+    "cards_shown_queue": int,
+    "replay_timeout": float,
+    "management_port": int,
+    "otel_enabled": _as_bool,
 }
 
 

@@ -33,6 +33,15 @@ class Evaluation:
     findings: tuple[Finding, ...]
     cards: tuple[Card, ...]
 
+    @property
+    def text_rule_hits(self) -> set[str]:
+        """The code lists' text rules that matched in this record, as `concept: rule` (test-kit coverage)."""
+        record = self.record
+        facts = (*record.conditions, *record.observations, *record.narrative, *record.medications,
+                 *record.procedures, *record.orders, *record.reports)
+        return {f"{concept}: {written}" for fact in facts for key in fact.matched
+                for concept, how, written in [key.split("|", 2)] if how == "text"}
+
     def response(self) -> dict[str, Any]:
         """The CDS Hooks response body."""
         return CdsResponse(cards=list(self.cards)).to_json()

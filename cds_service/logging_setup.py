@@ -6,6 +6,7 @@ never reaches the log; messages themselves never carry request content.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
@@ -14,8 +15,13 @@ import orjson
 
 ALLOWED_FIELDS = frozenset({
     "event", "method", "endpoint", "service_id", "hook_instance", "status", "duration_ms",
-    "card_topics", "fhir_requests", "error", "reason", "path", "knowledge", "auth", "production", "user_type",
+    "card_topics", "fhir_requests", "error", "reason", "path", "knowledge", "auth", "production",
+    "request_id", "user_type",
 })
+
+#: The id of the request being handled on this thread (set by the app for each request), written
+#: into every log line the service emits meanwhile and echoed as `X-Request-ID`.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("cds_request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,6 +37,9 @@ class JsonFormatter(logging.Formatter):
         for name in ALLOWED_FIELDS:
             if name in record.__dict__:
                 line[name] = record.__dict__[name]
+        request_id = request_id_var.get()
+        if request_id is not None and "request_id" not in line:
+            line["request_id"] = request_id
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
         return orjson.dumps(line, default=str).decode()

@@ -26,20 +26,31 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
 
+from .process_metrics import WorkerProcessCollector
+
 __all__ = [
+    "BUILD_INFO",
     "CARDS",
+    "CARDS_SHOWN_NOT_RECORDED",
+    "FEEDBACK_ITEMS",
+    "FEEDBACK_STORE_ERRORS",
     "FHIR_FETCH_FAILURES",
     "FHIR_FETCH_LATENCY",
+    "JWKS_FETCHES",
+    "JWKS_FETCH_LATENCY",
     "JWT_REJECTIONS",
     "LATENCY",
     "PREFETCH_KEYS",
     "PREFETCH_SOURCES",
     "REQUESTS",
+    "STORE_LATENCY",
+    "STORE_UP",
     "multiprocess_enabled",
     "render_latest",
 ]
@@ -103,17 +114,61 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
+FEEDBACK_STORE_ERRORS = Counter(
+    "cds_feedback_store_errors",
+    "Feedback-store operations that failed (add_feedback, summary), by operation.",
+    ["operation"],
+)
+FEEDBACK_ITEMS = Counter(
+    "cds_feedback_items",
+    "Feedback items received, by outcome (accepted, overridden) and result: stored (new), duplicate "
+    "(a redelivery, stored before), unmatched (stored, for a card id the store has no record of: never counted "
+    "in the summary's topics).",
+    ["outcome", "result"],
+)
+# One series per process in multiprocess mode, the most recent value wins: 1 when the last contact
+# with the database succeeded, 0 when it failed or did not answer in time.
+STORE_UP = Gauge(
+    "cds_feedback_store_up",
+    "1 when the feedback store (database) answered the last call, 0 when it failed or timed out.",
+    multiprocess_mode="mostrecent",
+)
+STORE_LATENCY = Histogram(
+    "cds_store_operation_duration_seconds",
+    "Duration of store operations that succeeded: record_shown (background), add_feedback, summary, replay.",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+)
+CARDS_SHOWN_NOT_RECORDED = Counter(
+    "cds_cards_shown_not_recorded",
+    "Cards returned whose record could not be written (they were still returned), by reason: "
+    "queue_full (the store is slow or down), store_error (the write failed), shutdown (not drained in time).",
+    ["reason"],
+)
+JWKS_FETCHES = Counter(
+    "cds_jwks_fetches",
+    "JWK Set fetches from an issuer's jwks_url or jku, by result (ok, http_error, network_error, invalid, refused).",
+    ["result"],
+)
+JWKS_FETCH_LATENCY = Histogram(
+    "cds_jwks_fetch_duration_seconds",
+    "Duration of JWK Set fetches, successful or not.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)
+BUILD_INFO = Gauge(
+    "cds_build_info",
+    "Always 1; the labels name the running version, its source commit and the knowledge files' digest.",
+    ["version", "commit", "knowledge"],
+    multiprocess_mode="max",
+)
+
+
 def render_latest() -> tuple[bytes, str]:
-    """Body and Content-Type for /metrics; in multiprocess mode, summed over all workers."""
+    """Body and Content-Type for /metrics; in multiprocess mode, summed over all workers, plus the
+    process metrics (memory, CPU, open files) of the gunicorn master and every worker, by pid."""
     if multiprocess_enabled():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(WorkerProcessCollector())
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-FEEDBACK_STORE_ERRORS = Counter(
-    "cds_feedback_store_errors",
-    "Feedback-store operations that failed (remember_cards, add_feedback, summary), by operation.",
-    ["operation"],
-)

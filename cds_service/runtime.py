@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .auth import JwtVerifier, create_verifier
+from . import metrics
+from .auth import GuardedReplayCache, InMemoryReplayCache, JwtVerifier, RedisReplayCache, ReplayCache, create_verifier
 from .companion import Companion
-from .config import Settings
+from .config import ConfigError, Settings
 from .evaluation import Evaluator, load_catalog
-from .feedback_store import FeedbackStore
+from .feedback_store import FeedbackStore, SchemaTooNew, SqlReplayCache, StoreConfigError, StoreOptions
 from .json_depth import nested_deeper_than
 from .knowledge import Knowledge
 from .recognition import BudgetLimits
@@ -41,6 +44,7 @@ class Runtime:
     def load(cls, settings: Settings) -> Runtime:
         """Load everything; KnowledgeError or TrustConfigError stop start-up with a clear message."""
         knowledge = load_catalog(settings.cards_dir)
+        store = open_store(settings)
         verifier = None
         if settings.auth == "required":
             verifier = create_verifier(
@@ -48,13 +52,14 @@ class Runtime:
                 allow_http_jwks=not settings.production,
                 leeway=settings.jwt_leeway_seconds,
                 max_lifetime=settings.jwt_max_lifetime_seconds,
+                replay_cache=replay_cache(settings, store),
             )
         source = CardSource(settings.source_label, settings.source_url or None)
         return cls(
             settings=settings,
             knowledge=knowledge,
             evaluator=Evaluator(knowledge, source, settings.max_json_depth, budget_limits(settings)),
-            store=FeedbackStore(settings.database_url),
+            store=store,
             verifier=verifier,
             openapi=OPENAPI_PATH.read_bytes(),
             companion=Companion.load(settings),
@@ -75,3 +80,46 @@ class Runtime:
         from .warmup import warm_up
 
         warm_up(self.evaluator)
+
+
+def store_options(settings: Settings) -> StoreOptions:
+    return StoreOptions(
+        password_file=settings.database_password_file,
+        connect_timeout=settings.database_connect_timeout,
+        timeout=settings.database_timeout,
+        pool_size=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout,
+    )
+
+
+def open_store(settings: Settings) -> FeedbackStore:
+    """The store, started: migrated or checked if the database answers, reported if it does not.
+    A schema newer than this version knows, or an unusable URL, stops start-up (ConfigError)."""
+    try:
+        store = FeedbackStore(settings.database_url, store_options(settings),
+                              migrate_schema=settings.database_migrate == "auto",
+                              shown_queue_batches=settings.cards_shown_queue)
+        store.start()
+    except (SchemaTooNew, StoreConfigError) as exc:
+        raise ConfigError(str(exc)) from None
+    reference = weakref.ref(store)
+    atexit.register(_close_store, reference)  # a gunicorn worker exiting drains its queue of cards shown
+    return store
+
+
+def _close_store(reference: weakref.ref[FeedbackStore]) -> None:
+    store = reference()
+    if store is not None:
+        store.close(drain_timeout=5.0)
+
+
+def replay_cache(settings: Settings, store: FeedbackStore) -> ReplayCache:
+    """Where accepted token ids are kept (CDS_REPLAY_STORE): shared ones refuse tokens when they fail."""
+    def counted(_exc: BaseException) -> None:
+        metrics.FEEDBACK_STORE_ERRORS.labels(operation="replay").inc()
+
+    if settings.replay_store == "memory":
+        return InMemoryReplayCache()
+    if settings.replay_store == "database":
+        return GuardedReplayCache(SqlReplayCache(store, settings.replay_timeout), counted)
+    return GuardedReplayCache(RedisReplayCache(settings.replay_store, settings.replay_timeout), counted)

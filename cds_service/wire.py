@@ -5,6 +5,8 @@ https://cds-hooks.hl7.org/2.0/#http-request, #cds-service-response, #feedback
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -13,6 +15,12 @@ from .errors import BadRequest
 
 USER_ID_PATTERN = r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-\.]{1,64}$"
 FHIR_ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
+
+# Bounds of a feedback request: what one clinician's actions on a few cards can hold, far below the
+# body limit (each value is stored; a redelivery is recognised by a hash of the whole item).
+MAX_FEEDBACK_ITEMS = 100
+MAX_ACCEPTED_SUGGESTIONS = 20
+MAX_SUGGESTION_ID_CHARS = 100
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,9 +74,25 @@ class CdsRequest(_Tolerant):
             raise ValueError("fhirServer is required when fhirAuthorization is given")
         return self
 
+    @property
+    def hook_instance_label(self) -> str:
+        """What may be logged and stored of `hookInstance`: see `hook_instance_label`."""
+        return hook_instance_label(self.hookInstance)
+
+
+def hook_instance_label(value: str) -> str:
+    """The hookInstance as logged and stored: a UUID (as the spec asks) in canonical form, anything
+    else only as `sha256:` and 32 hex digits of its hash, since a client may put any text in it."""
+    if len(value) == 36:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
 
 class AcceptedSuggestion(_Tolerant):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_SUGGESTION_ID_CHARS)
 
 
 class Coding(_Tolerant):
@@ -76,7 +100,7 @@ class Coding(_Tolerant):
 
     code: str = Field(min_length=1, max_length=200)
     system: str | None = Field(default=None, max_length=500)
-    display: str | None = None
+    display: str | None = Field(default=None, max_length=500)
 
 
 class OverrideReason(_Tolerant):
@@ -89,7 +113,7 @@ class FeedbackItem(_Tolerant):
 
     card: str = Field(min_length=1, max_length=200)
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    acceptedSuggestions: list[AcceptedSuggestion] | None = Field(default=None, max_length=MAX_ACCEPTED_SUGGESTIONS)
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: str = Field(min_length=1, max_length=64)
 
@@ -101,7 +125,7 @@ class FeedbackItem(_Tolerant):
 
 
 class FeedbackRequest(_Tolerant):
-    feedback: list[FeedbackItem] = Field(min_length=1, max_length=1000)
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK_ITEMS)
 
 
 def describe_validation_error(exc: ValidationError) -> list[str]:

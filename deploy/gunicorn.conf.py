@@ -14,6 +14,8 @@ Environment (all optional):
     CDS_ACCESS_LOG           "-" (stdout), a path, or "off"   -
     CDS_FORWARDED_ALLOW_IPS  addresses (or CIDR networks) of the proxies whose X-Forwarded-Proto (and
                              the other secure-scheme headers) are trusted   (none)
+    CDS_MANAGEMENT_PORT      also listen on this port (same host as the first bind) for /healthz,
+                             /readyz and /metrics, which then answer only there (0 or unset: off)
     PROMETHEUS_MULTIPROC_DIR set: metrics are shared between workers through files in this directory
                              (emptied when the master starts); unset: each worker counts on its own
 
@@ -197,8 +199,23 @@ def _multiproc_dir() -> Path | None:
     return Path(raw) if raw else None
 
 
+def _add_management_bind(server) -> None:  # type: ignore[no-untyped-def]
+    """Listen on CDS_MANAGEMENT_PORT too (added here, so a --bind on the command line keeps it)."""
+    port = os.environ.get("CDS_MANAGEMENT_PORT", "").strip()
+    if not port or port == "0":
+        return
+    binds = list(server.cfg.bind)
+    host = binds[0].rsplit(":", 1)[0] if ":" in binds[0] else "0.0.0.0"
+    address = f"{host}:{int(port)}"
+    if address not in binds:
+        server.cfg.set("bind", [*binds, address])
+        server.log.info("management endpoints on %s", address)
+
+
 def on_starting(server):  # type: ignore[no-untyped-def]
-    """Master, once: start every run with an empty metrics directory (stale files skew counts)."""
+    """Master, once: add the management port; start every run with an empty metrics directory
+    (stale files skew counts)."""
+    _add_management_bind(server)
     directory = _multiproc_dir()
     if directory is None:
         return

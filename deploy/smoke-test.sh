@@ -38,7 +38,9 @@ else
   log "needs podman or docker"; exit 1
 fi
 
-port="${SMOKE_PORT:-$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port="${SMOKE_PORT:-$(free_port)}"
+mport="$(free_port)"  # the management port (9090 in the container: /healthz, /readyz, /metrics)
 
 cleanup() {
   local rc=$?
@@ -58,6 +60,7 @@ trap cleanup EXIT
 run_args=(
   --detach --name "$name"
   --publish "127.0.0.1:$port:8080"
+  --publish "127.0.0.1:$mport:9090"
   --read-only
   --tmpfs "/tmp:rw,nosuid,nodev,size=64m,mode=1777"
   --cap-drop ALL
@@ -81,7 +84,7 @@ log "engine $engine, image $IMAGE, port 127.0.0.1:$port"
 
 # The HTTP part is plain Python (standard library only): the host needs no curl or jq.
 set +e
-"$PYTHON" - "$port" "${SMOKE_MIN_CARDS:-0}" <<'PY'
+"$PYTHON" - "$port" "${SMOKE_MIN_CARDS:-0}" "$mport" <<'PY'
 import json
 import sys
 import time
@@ -91,13 +94,14 @@ import urllib.request
 port = int(sys.argv[1])
 min_cards = int(sys.argv[2])
 base = f"http://127.0.0.1:{port}"
+management = f"http://127.0.0.1:{int(sys.argv[3])}"
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 failures: list[str] = []
 
 
-def call(method, path, body=None):
+def call(method, path, body=None, root=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
+    req = urllib.request.Request((root or base) + path, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     t0 = time.perf_counter()
@@ -120,7 +124,7 @@ def expect(cond, message):
 deadline = time.monotonic() + 90
 while True:
     try:
-        with opener.open(base + "/healthz", timeout=2) as resp:
+        with opener.open(management + "/healthz", timeout=2) as resp:
             if resp.status == 200:
                 break
     except (urllib.error.URLError, OSError):
@@ -130,9 +134,11 @@ while True:
         sys.exit(1)
     time.sleep(0.5)
 
-status, _ = call("GET", "/healthz")
+status, _ = call("GET", "/healthz", root=management)
 expect(status == 200, "/healthz is not 200")
-status, body = call("GET", "/readyz")
+status, _ = call("GET", "/healthz")
+expect(status == 404, "/healthz is served on the public port")
+status, body = call("GET", "/readyz", root=management)
 expect(status == 200, f"/readyz is {status}: {body[:200]!r}")
 
 status, body = call("GET", "/cds-services")
@@ -191,21 +197,15 @@ condition = {
     "onsetDateTime": time.strftime("%Y-%m-%d"),
     "recordedDate": time.strftime("%Y-%m-%d"),
 }
+# Every prefetch key the service declares is required: the ones this patient has no data for are
+# sent as empty searchsets (the key list comes from discovery, so new keys need no change here).
 request = {
     "hook": "patient-view",
     "hookInstance": "5f0a6d5e-6f7b-4e3a-9a53-0c1d2e3f4a5b",
     "context": {"userId": "Practitioner/smoke", "patientId": "smoke-1"},
-    "prefetch": {
-        "patient": patient,
-        "conditions": searchset(condition),
-        "observations": searchset(),
-        "medicationRequests": searchset(),
-        "medicationStatements": searchset(),
-        "procedures": searchset(),
-        "serviceRequests": searchset(),
-        "diagnosticReports": searchset(),
-    },
+    "prefetch": {key: searchset() for key in services[0].get("prefetch", {})} if services else {},
 }
+request["prefetch"].update({"patient": patient, "conditions": searchset(condition)})
 status, body = call("POST", "/cds-services/posterior-knee-pain", request)
 expect(status == 200, f"service call is {status}: {body[:300]!r}")
 cards = json.loads(body).get("cards", []) if status == 200 else []
@@ -235,7 +235,7 @@ for card in cards:
     print(f"       [{card.get('indicator')}] {card.get('summary')}")
 expect(len(cards) >= 1, "no card rendered for a calf strain (msk-self-care expected)")
 
-status, body = call("GET", "/metrics")
+status, body = call("GET", "/metrics", root=management)
 expect(status == 200, "/metrics is not 200")
 text = body.decode(errors="replace")
 expect("cds_http_requests_total" in text, "/metrics lacks cds_http_requests_total")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 from cds_service.app import create_app  # noqa: E402
 from tests.support.fhir_server import FhirTestServer, fhir_server_session  # noqa: E402
+from tests.support.postgres import PostgresCluster, postgres_session  # noqa: E402
 
 SERVICE_URL = "/cds-services/posterior-knee-pain"
 
@@ -86,6 +88,29 @@ class LiveServer:
 def live_server(app: Flask) -> Iterator[LiveServer]:
     with LiveServer(app) as server:
         yield server
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir) for the whole session."""
+    yield from postgres_session()
+
+
+@pytest.fixture()
+def postgres_url(postgres: PostgresCluster, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of the session cluster for one test."""
+    return postgres.create_database(f"t{next(_databases)}_{abs(hash(request.node.nodeid)) % 10**8}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store on SQLite, then on the suite's real PostgreSQL: store tests run on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def shared_file(*parts: str) -> Path:

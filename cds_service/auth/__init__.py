@@ -25,7 +25,7 @@ from .errors import REASONS, AuthenticationFailed, AuthError, JwksFetchError, Tr
 from .factory import create_verifier
 from .jwks import KeySetCache
 from .keys import KeySet, PublicJwk
-from .replay import InMemoryReplayCache, ReplayCache
+from .replay import GuardedReplayCache, InMemoryReplayCache, RedisReplayCache, ReplayCache
 from .trust import TRUST_CONFIG_ENV, IssuerTrust, load_trust_config
 from .verifier import JwtVerifier, VerifiedClient
 
@@ -37,6 +37,7 @@ __all__ = [
     "TRUST_CONFIG_ENV",
     "AuthError",
     "AuthenticationFailed",
+    "GuardedReplayCache",
     "InMemoryReplayCache",
     "IssuerTrust",
     "JwksFetchError",
@@ -44,6 +45,7 @@ __all__ = [
     "KeySet",
     "KeySetCache",
     "PublicJwk",
+    "RedisReplayCache",
     "ReplayCache",
     "TrustConfigError",
     "VerifiedClient",

@@ -27,6 +27,7 @@ REASONS: frozenset[str] = frozenset(
         "wrong_audience",  # `aud` does not name the endpoint called
         "wrong_tenant",  # `tenant` not in the issuer's tenant list
         "replayed_jti",  # the same iss + jti was already accepted
+        "replay_store_unavailable",  # the shared replay store failed or did not answer in time
     }
 )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from .. import metrics
 from . import strict_json
 from .errors import JwksFetchError
 from .keys import InvalidJwk, KeySet, PublicJwk, parse_jwk_set_lenient
@@ -108,10 +109,25 @@ class KeySetCache:
         log.info("JWK Set fetched from %s: %d signing key(s)", url, len(keys))
 
     def _fetch(self, url: str) -> KeySet:
+        """One fetch, counted in cds_jwks_fetches_total{result} and timed."""
+        started = time.perf_counter()
+        result = "invalid"
+        try:
+            keys = self._fetch_once(url)
+            result = "ok"
+            return keys
+        except JwksFetchError as exc:
+            result = getattr(exc, "result", "invalid")
+            raise
+        finally:
+            metrics.JWKS_FETCHES.labels(result=result).inc()
+            metrics.JWKS_FETCH_LATENCY.observe(time.perf_counter() - started)
+
+    def _fetch_once(self, url: str) -> KeySet:
         """GET and parse one JWK Set (no redirects, bounded size, connect/read timeouts)."""
         problem = jwks_url_problem(url, allow_http=self._allow_http)
         if problem:
-            raise JwksFetchError(f"refusing to fetch JWK Set: {problem}")
+            raise _failed(f"refusing to fetch JWK Set: {problem}", "refused")
         try:
             with self._session.get(
                 url,
@@ -121,10 +137,10 @@ class KeySetCache:
                 stream=True,
             ) as response:
                 if response.status_code != 200:
-                    raise JwksFetchError(f"{url}: HTTP {response.status_code}")
+                    raise _failed(f"{url}: HTTP {response.status_code}", "http_error")
                 body = self._read_limited(url, response)
         except requests.RequestException as exc:
-            raise JwksFetchError(f"{url}: {type(exc).__name__}") from exc
+            raise _failed(f"{url}: {type(exc).__name__}", "network_error") from exc
         try:
             document = strict_json.loads(body)
             keys, skipped = parse_jwk_set_lenient(document)
@@ -143,3 +159,10 @@ class KeySetCache:
             if len(body) > self._max_bytes:
                 raise JwksFetchError(f"{url}: JWK Set larger than {self._max_bytes} bytes")
         return bytes(body)
+
+
+def _failed(message: str, result: str) -> JwksFetchError:
+    """A JwksFetchError carrying the metric's result label."""
+    error = JwksFetchError(message)
+    error.result = result  # type: ignore[attr-defined]
+    return error

@@ -1,13 +1,24 @@
-"""Replay protection: remember each accepted (iss, jti) until the token can no longer be used."""
+"""Replay protection: remember each accepted (iss, jti) until the token can no longer be used.
+
+Caches: `InMemoryReplayCache` (one per worker process: a token may be used once per worker),
+`cds_service.feedback_store.SqlReplayCache` (the service's database: once across every worker and
+replica) and `RedisReplayCache` (`SET NX EXAT`, when CDS_REPLAY_STORE names a Redis URL).
+`GuardedReplayCache` wraps a shared one: when the store fails or does not answer in time the token is
+refused (`replay_store_unavailable`, logged and counted) rather than admitted unchecked.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from .errors import AuthenticationFailed
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +90,38 @@ class InMemoryReplayCache:
         expires_at, key = heapq.heappop(self._heap)
         if self._expiry.get(key) == expires_at:
             del self._expiry[key]
+
+
+class GuardedReplayCache:
+    """A shared cache whose failures refuse the token (401 `replay_store_unavailable`), never admit it."""
+
+    def __init__(self, inner: ReplayCache, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        self._inner = inner
+        self._on_failure = on_failure
+
+    def add_if_absent(self, iss: str, jti: str, expires_at: float) -> bool:
+        try:
+            return self._inner.add_if_absent(iss, jti, expires_at)
+        except Exception as exc:  # any failure of the store: the token cannot be checked, so it is refused
+            log.warning("replay store unavailable (%s): token refused", type(exc).__name__)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+            raise AuthenticationFailed("replay_store_unavailable") from None
+
+
+class RedisReplayCache:
+    """Token ids in Redis: `SET cds:jti:<sha256> 1 NX EXAT <expiry>` (needs the `redis` extra)."""
+
+    def __init__(self, url: str, timeout: float, client: Any | None = None) -> None:
+        if client is None:
+            try:
+                import redis
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise RuntimeError("CDS_REPLAY_STORE is a Redis URL but the `redis` package is missing: "
+                                   "pip install 'posterior-knee-cds[redis]'") from exc
+            client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._client = client
+
+    def add_if_absent(self, iss: str, jti: str, expires_at: float) -> bool:
+        digest = hashlib.sha256(f"{len(iss)}:{iss}\x00{jti}".encode("utf-8", "surrogatepass")).hexdigest()
+        return bool(self._client.set(f"cds:jti:{digest}", b"1", nx=True, exat=math.ceil(expires_at)))

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request, send_from_directory
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..api import json_response
 from ..errors import StoreUnavailable
+from ..feedback_store import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -56,8 +56,8 @@ def evaluation() -> Response:
     if snapshot_id is not None:
         try:
             body = runtime.store.snapshot(snapshot_id)
-        except SQLAlchemyError as exc:
-            log.error("companion snapshot not readable: %s", type(exc).__name__)
+        except StoreUnavailableError as exc:
+            log.error("companion snapshot not readable: %s", exc.reason)
             raise StoreUnavailable("the evaluation store is unavailable; try again") from None
     if body is None:
         return _secure(json_response({"error": "not_found",

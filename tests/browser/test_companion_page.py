@@ -13,22 +13,26 @@ import requests
 from sqlalchemy import update
 
 from cds_service.app import create_app
-from cds_service.feedback_store import evaluation_snapshots
+from cds_service.feedback_store.schema import evaluation_snapshots
 from tests.companion.conftest import post_op_pe, wells_one
 from tests.conftest import SERVICE_URL, LiveServer
 from tests.support import fhir as F
+
+APPS: dict[str, Any] = {}
 
 
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     app = create_app({"database_url": f"sqlite:///{tmp_path}/f.sqlite3", "TESTING": True})
     with LiveServer(app) as live:
+        APPS[live.url] = app
         yield live.url, app
     app.extensions["cds"].store.close()
 
 
 def _companion_url(base: str, resources: list[dict[str, Any]]) -> str:
     cards = requests.post(base + SERVICE_URL, json=F.hook_request(resources), timeout=30).json()["cards"]
+    assert APPS[base].extensions["cds"].store.flush()  # written in the background, long before a click
     return next(link["url"] for card in cards for link in card.get("links", []) if "/companion/" in link["url"])
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from cds_service.app import create_app as make_app
 from cds_service.companion.references import SALT
-from cds_service.feedback_store import evaluation_snapshots
+from cds_service.feedback_store.schema import evaluation_snapshots
 from tests.companion.conftest import post_op_pe, wells_one
 from tests.conftest import SERVICE_URL
 from tests.support import fhir as F
@@ -45,6 +45,7 @@ def _app(database_url: str, tmp_path: Any, **settings: Any) -> Flask:
 def _cards(app: Flask, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     response = app.test_client().post(SERVICE_URL, json=F.hook_request(resources))
     assert response.status_code == 200
+    assert app.extensions["cds"].store.flush(), "the cards shown and the snapshot are written in the background"
     cards: list[dict[str, Any]] = response.get_json()["cards"]
     return cards
 

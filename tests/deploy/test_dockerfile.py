@@ -21,7 +21,9 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
-CONTAINERFILES = [DOCKERFILE, REPO / "deploy" / "offline-base" / "Containerfile"]
+CONTAINERFILES = [DOCKERFILE, REPO / "deploy" / "offline-base" / "Containerfile",
+                  REPO / "deploy" / "images" / "front" / "Containerfile",
+                  REPO / "deploy" / "images" / "postgres" / "Containerfile"]
 
 
 def _in_ci() -> bool:
@@ -169,7 +171,7 @@ def test_healthcheck_uses_python_not_curl() -> None:
 
 
 def test_expose_and_cmd() -> None:
-    assert _all(FINAL, "EXPOSE") == ["8080"]
+    assert _all(FINAL, "EXPOSE") == ["8080 9090"]  # CDS Hooks; management (health, metrics)
     (cmd,) = _all(FINAL, "CMD")
     assert "gunicorn" in cmd and "/app/gunicorn.conf.py" in cmd and "cds_service.wsgi:app" in cmd
 
@@ -179,6 +181,7 @@ def test_runtime_environment() -> None:
     assert env["CDS_AUTH"] == "required"
     assert env["CDS_PRODUCTION"] == "true"
     assert env["CDS_BIND"] == "0.0.0.0:8080"
+    assert env["CDS_MANAGEMENT_PORT"] == "9090"
     assert env["CDS_CARDS_DIR"] == "/app/cards"
     assert env["CDS_TRUSTED_ISSUERS"] == "/app/cards/trust/production.yaml"
     assert env["CDS_DATABASE_URL"] == "sqlite:////var/lib/cds/feedback.sqlite3"

@@ -45,16 +45,19 @@ DUPLICATES = 400
 THREADS = 16
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/feedback.sqlite3"
-    return str(request.getfixturevalue("postgres_url"))
+@pytest.fixture()
+def database_url(store_url: str) -> str:
+    """SQLite, then the suite's PostgreSQL (tests/conftest.py: store_url)."""
+    return store_url
 
 
 @pytest.fixture()
 def gunicorn(database_url: str, tmp_path: Path) -> Iterator[GunicornServer]:
-    server = GunicornServer(database_url, workers=2, threads=4, log_path=tmp_path / "gunicorn.log")
+    # A generous store deadline: this is a durability test, not a latency one. With the default 2 s, 5 of
+    # 3,000 posts got the documented 503 (nothing stored, send again) on this shared 2-core machine
+    # while 16 clients made PostgreSQL flush every commit (docs/reliability.md, section 9).
+    server = GunicornServer(database_url, workers=2, threads=4, log_path=tmp_path / "gunicorn.log",
+                            extra_env={"CDS_DATABASE_TIMEOUT": "15"})
     with server:
         yield server
 
@@ -214,10 +217,13 @@ def test_stored_count_reports_new_items(database_url: str) -> None:
     try:
         client = app.test_client()
         first, second = overridden(), overridden()
-        assert client.post(FEEDBACK_URL, json=first).get_json() == {"received": 1, "stored": 1}
-        assert client.post(FEEDBACK_URL, json=first).get_json() == {"received": 1, "stored": 0}
-        both = {"feedback": first["feedback"] + second["feedback"]}
-        assert client.post(FEEDBACK_URL, json=both).get_json() == {"received": 2, "stored": 1}
+        def counts(body: dict[str, Any]) -> tuple[int, int]:
+            answer = client.post(FEEDBACK_URL, json=body).get_json()
+            return answer["received"], answer["stored"]
+
+        assert counts(first) == (1, 1)
+        assert counts(first) == (1, 0)
+        assert counts({"feedback": first["feedback"] + second["feedback"]}) == (2, 1)
     finally:
         app.extensions["cds"].store.close()
 

@@ -80,7 +80,7 @@ def check(response: Any, allowed: set[int] = ALLOWED) -> dict[str, Any]:
     if response.status_code >= 400:
         assert isinstance(body.get("error"), str) and body["error"]
     else:
-        assert set(body) <= {"cards", "systemActions", "received", "stored"}
+        assert set(body) <= {"cards", "systemActions", "received", "stored", "unmatched"}
     for card in body.get("cards", []):
         assert 0 < len(card["summary"]) < 140
         assert card["indicator"] in {"info", "warning", "critical"}

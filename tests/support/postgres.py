@@ -65,7 +65,7 @@ def _free_port() -> int:
 class PostgresCluster:
     """initdb + pg_ctl start in a temporary directory; `url` is a SQLAlchemy psycopg URL."""
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, settings: dict[str, str] | None = None) -> None:
         found = bin_dir or find_bin_dir()
         if found is None:
             raise PostgresUnavailable(
@@ -73,6 +73,7 @@ class PostgresCluster:
                 "(Debian: apt-get install postgresql, or run .ci/install-system-deps.sh)"
             )
         self.bin_dir = found
+        self.settings = dict(settings or {})  # extra postgresql.conf settings (`-c name=value`)
         self.port: int | None = None
         self.root: Path | None = None
         self._as_root = os.geteuid() == 0
@@ -134,11 +135,8 @@ class PostgresCluster:
                   "--encoding=UTF8", "--no-instructions")
         for attempt in range(3):
             port = _free_port()
-            options = (f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                       "-c fsync=on -c synchronous_commit=on -c max_connections=100")
             try:
-                self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "postgres.log"),
-                          "-o", options, "-w", "-t", str(START_TIMEOUT), "start")
+                self._pg_ctl_start(port)
             except PostgresUnavailable:
                 if attempt == 2:
                     self.stop()
@@ -148,6 +146,73 @@ class PostgresCluster:
             break
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER, DB_NAME)
         return self
+
+    def _pg_ctl_start(self, port: int) -> None:
+        options = (f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=on -c synchronous_commit=on -c max_connections=100")
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "postgres.log"),
+                  "-o", options, "-w", "-t", str(START_TIMEOUT), "start")
+
+    def set_hba(self, lines: list[str]) -> None:
+        """Replace pg_hba.conf (client authentication rules) and reload the server."""
+        path = self.data_dir / "pg_hba.conf"
+        path.write_text("\n".join(lines) + "\n")
+        if self._as_root:
+            owner = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        self._run("pg_ctl", "-D", str(self.data_dir), "reload")
+
+    def psql(self, sql: str) -> str:
+        """Run SQL as the superuser over the Unix socket (unaffected by host rules)."""
+        assert self.root is not None and self.port is not None
+        return self._run("psql", "-h", str(self.root), "-p", str(self.port), "-U", DB_USER, "-d", DB_NAME,
+                         "-v", "ON_ERROR_STOP=1", "-qAtc", sql).stdout
+
+    def own(self, path: Path, mode: int) -> None:
+        """Give a file to the server's user (as root: postgres) with `mode` (a key must be 0600)."""
+        if self._as_root:
+            owner = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        path.chmod(mode)
+
+    def server_down(self) -> None:
+        """Shut the server down (fast), keeping the cluster and its port for `server_up`."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def server_up(self) -> None:
+        """Start the server again on the same port."""
+        assert self.port is not None
+        self._pg_ctl_start(self.port)
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, ...)."""
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        children = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+                        children.append(int(entry))
+        return [pid, *children]
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the whole server (a hung database: sockets accept, nothing answers), then SIGCONT."""
+        import signal
+
+        stopped = []
+        try:
+            for pid in self.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            yield
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop the server (immediate shutdown) and delete the cluster directory."""
