@@ -8,6 +8,7 @@ For each topic and variant the tallest card of the knowledge test cases is measu
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def test_the_layout_matches_the_real_sandbox(page: Any, render_markdown: Any) ->
         assert abs(got[key] - MEASURED[key]) <= TOLERANCE_PX, (key, got, MEASURED)
 
 
+@cache
 def _tallest_cards() -> dict[tuple[str, str], dict[str, Any]]:
     """Per topic and variant, the card of the test cases with the longest detail."""
     cards_dir = ROOT / "cards"
@@ -70,22 +72,21 @@ def _tallest_cards() -> dict[tuple[str, str], dict[str, Any]]:
     return tallest
 
 
-TALLEST = _tallest_cards()
-
-
 def test_every_card_variant_is_measured() -> None:
     engine = Engine.from_directory(ROOT / "cards")
     defined = {(topic, name) for topic, card in engine.knowledge.cards.items()
                for name in ("base", *card.variants)}
-    assert defined <= set(TALLEST), f"no test case shows {sorted(defined - set(TALLEST))}"
+    tallest = _tallest_cards()
+    assert defined <= set(tallest), f"no test case shows {sorted(defined - set(tallest))}"
 
 
 def test_suggestions_are_visible_without_scrolling(page: Any, render_markdown: Any) -> None:
-    keys = sorted(TALLEST)
-    measured = _layout(page, render_markdown, [TALLEST[k] for k in keys])
+    tallest = _tallest_cards()
+    keys = sorted(tallest)
+    measured = _layout(page, render_markdown, [tallest[k] for k in keys])
     report = []
     for key, got in zip(keys, measured, strict=True):
-        card = TALLEST[key]
+        card = tallest[key]
         lines = [line for line in card["detail"].splitlines() if line.strip()]
         assert len(lines) <= DETAIL_MAX_LINES and len(card["detail"]) <= DETAIL_MAX_CHARS, (key, card["case"])
         assert len(card["summary"]) < 140, (key, card["case"])
