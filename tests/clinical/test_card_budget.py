@@ -66,7 +66,8 @@ def test_cards_fit_the_budget_and_say_each_thing_once() -> None:
             assert not REFERENCE.search(said), f"{where}: resource reference on the card"
         size = sizes[(topic, variant)]
         size[:] = [max(size[0], len(card["summary"])), max(size[1], len(lines)), max(size[2], len(detail))]
-    print("\n".join(f"{t}/{v}: summary ≤ {s[0]}, lines ≤ {s[1]}, characters ≤ {s[2]}" for (t, v), s in sorted(sizes.items())))
+    for (t, v), size in sorted(sizes.items()):
+        print(f"{t}/{v}: summary ≤ {size[0]}, lines ≤ {size[1]}, characters ≤ {size[2]}")
 
 
 def test_every_card_and_suggestion_has_a_uuid_and_suggestions_say_if_recommended() -> None:
