@@ -13,8 +13,8 @@ from ..feedback_store import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-# fhirclient's browser build, when `npm ci` was run in cds_service/companion (optional: the patient's name)
-FHIRCLIENT = Path(__file__).resolve().parent / "node_modules" / "fhirclient" / "build"
+# fhirclient's browser build, when fetched (`make companion-assets`; optional: the patient's name)
+VENDOR = Path(__file__).resolve().parent / "vendor"
 bp = Blueprint("companion", __name__)
 # The page loads nothing from elsewhere; its data comes from this service, the patient's name (optional)
 # from the EHR's FHIR server after a SMART launch.
@@ -38,7 +38,7 @@ def page() -> Response:
 
 @bp.get("/companion/static/vendor/fhir-client.js")
 def fhirclient() -> Response:
-    return _secure(send_from_directory(FHIRCLIENT, "fhir-client.js"))
+    return _secure(send_from_directory(VENDOR, "fhir-client.min.js"))
 
 
 @bp.get("/companion/static/<path:name>")

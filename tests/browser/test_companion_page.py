@@ -91,3 +91,23 @@ def test_an_expired_link_says_so(page: Any, service: tuple[str, Any]) -> None:
     page.wait_for_selector("#status")
     assert "expired" in page.inner_text("#status")
     assert page.query_selector("#calc-wells-dvt") is None
+
+
+@pytest.mark.integration
+def test_a_smart_launch_shows_the_patients_name(page: Any, service: tuple[str, Any], fhir: Any) -> None:
+    """Launched as the sandbox launches a SMART link (a launch id from the FHIR server, then ?launch&iss), the
+    page authorizes with fhirclient against the FHIR engine's stand-in EHR launch and reads the name."""
+    from cds_service.companion.assets import install_fhirclient
+
+    install_fhirclient()
+    base, _ = service
+    fhir.load([F.patient(age=60)])
+    url = _companion_url(base, wells_one())
+    launch = requests.post(fhir.base_url + "/_services/smart/Launch", timeout=10,
+                           json={"launchUrl": url, "parameters": {"patient": "p1"}}).json()["launch_id"]
+    page.goto(f"{url}&launch={launch}&iss={fhir.base_url}")
+    page.wait_for_selector("#patient:not([hidden])", timeout=30_000)
+    assert page.inner_text("#patient") == "Patient: Alex Testperson"
+    assert "ref=" not in page.url  # back from the authorization (fhirclient then tidies the URL)
+    page.wait_for_selector("#score-wells-dvt")  # the reference was kept in the tab's session storage
+    assert page.inner_text("#score-wells-dvt") == "1"
