@@ -260,7 +260,7 @@ class FeedbackStore:
             rows.append({"snapshot_id": snapshot.snapshot_id, "service_id": service_id,
                          "hook_instance": _storable(hook_instance), "created_at": now,
                          "expires_at": now + timedelta(seconds=snapshot.ttl_seconds),
-                         "body": json.dumps(snapshot.body, ensure_ascii=False, separators=(",", ":"))})
+                         "body": snapshot.body})  # serialised by the background writer
         return rows
 
     def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
@@ -291,7 +291,9 @@ class FeedbackStore:
         try:
             self._ensure_prepared()
             shown = [row for row in rows if "card_uuid" in row]
-            snapshots = [row for row in rows if "snapshot_id" in row]
+            snapshots = [{**row, "body": row["body"] if isinstance(row["body"], str) else
+                          json.dumps(row["body"], ensure_ascii=False, separators=(",", ":"))}
+                         for row in rows if "snapshot_id" in row]
             with self._shown_engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
