@@ -251,16 +251,17 @@ class FeedbackStore:
     @staticmethod
     def _shown_rows(service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
                     snapshot: Snapshot | None = None) -> list[dict[str, Any]]:
-        """Rows of cards_shown, and the snapshot's row (told apart by its `snapshot_id` key)."""
+        """Rows of cards_shown; the snapshot's row rides on the first (key `snapshot`), so that a lost batch
+        counts cards, not rows."""
         now = datetime.now(UTC)
         rows = [{"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "indicator": indicator,
                  "hook_instance": _storable(hook_instance), "shown_at": now}
                 for card_uuid, topic, indicator in cards]
-        if snapshot is not None:
-            rows.append({"snapshot_id": snapshot.snapshot_id, "service_id": service_id,
-                         "hook_instance": _storable(hook_instance), "created_at": now,
-                         "expires_at": now + timedelta(seconds=snapshot.ttl_seconds),
-                         "body": snapshot.body})  # serialised by the background writer
+        if snapshot is not None and rows:
+            rows[0]["snapshot"] = {"snapshot_id": snapshot.snapshot_id, "service_id": service_id,
+                                   "hook_instance": _storable(hook_instance), "created_at": now,
+                                   "expires_at": now + timedelta(seconds=snapshot.ttl_seconds),
+                                   "body": snapshot.body}  # serialised by the background writer
         return rows
 
     def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
@@ -290,10 +291,10 @@ class FeedbackStore:
         started = time.perf_counter()
         try:
             self._ensure_prepared()
-            shown = [row for row in rows if "card_uuid" in row]
-            snapshots = [{**row, "body": row["body"] if isinstance(row["body"], str) else
-                          json.dumps(row["body"], ensure_ascii=False, separators=(",", ":"))}
-                         for row in rows if "snapshot_id" in row]
+            shown = [{key: value for key, value in row.items() if key != "snapshot"} for row in rows]
+            snapshots = [{**row["snapshot"], "body": json.dumps(row["snapshot"]["body"], ensure_ascii=False,
+                                                                separators=(",", ":"))}
+                         for row in rows if "snapshot" in row]
             with self._shown_engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
