@@ -139,6 +139,13 @@ def facts_from(statements: list[Statement], *, kind: str, reference: str, label:
 
 
 def _mention_label(statement: Statement, label: str) -> str:
-    if statement.source == "text" and statement.words and statement.words.lower() not in label.lower():
-        return statement.words[:1].upper() + statement.words[1:]
-    return label
+    """A text mention is named by its words, and says when it is a past finding or a suspicion
+    ("History of DVT", from "Hx of DVT 2015"), so a card never shows history as today's finding."""
+    if statement.source != "text" or not statement.words or statement.words.lower() in label.lower():
+        return label
+    words = statement.words[:1].upper() + statement.words[1:]
+    if statement.historical:
+        return f"History of {words}"
+    if statement.suspected:
+        return f"Suspected {words}"
+    return words

@@ -55,10 +55,11 @@ class Fact:
         return self.present is True and not self.historical
 
     def evidence(self, label: str | None = None, points: float | None = None) -> Evidence:
-        """This fact as a line of card evidence."""
+        """This fact as a line of card evidence. A past finding read from text carries no date: the
+        date it has is the note's, not the finding's ("hx of DVT 2015" in today's note)."""
         value = str(self.quantity) if self.quantity else None
-        return Evidence(label or self.label, self.reference, self.day, value, points, self.laterality,
-                        self.quote)
+        day = None if self.historical and self.source != "code" else self.day
+        return Evidence(label or self.label, self.reference, day, value, points, self.laterality, self.quote)
 
     def has(self, concept: str) -> bool:
         return concept in self.concepts
