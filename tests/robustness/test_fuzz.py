@@ -238,6 +238,8 @@ def mutated_requests(draw: st.DrawFn) -> dict[str, Any]:
             parent[path[-1]]
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation put a string where this path went
+            continue
         action = draw(st.sampled_from(["json", "delete", "huge", "deep", "text", "null"]))
         if action == "delete" and isinstance(parent, dict):
             del parent[path[-1]]

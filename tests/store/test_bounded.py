@@ -83,8 +83,10 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
     gate = threading.Event()
     writes, lost = Writes(gate=gate), []
     recorder = ShownRecorder(writes, 3, lambda reason, n: lost.append((reason, n)))
-    accepted = [recorder.submit([{"i": i}, {"i": i}]) for i in range(10)]  # the writer is stuck on the first
-    assert accepted.count(False) >= 6 and ("queue_full", 2) in lost
+    accepted = [recorder.submit([{"i": 0}, {"i": 0}])]
+    assert writes.entered.wait(5)  # the writer holds the first batch and is stuck writing it
+    accepted += [recorder.submit([{"i": i}, {"i": i}]) for i in range(1, 10)]
+    assert accepted.count(True) == 4 and ("queue_full", 2) in lost  # 1 being written + 3 queued
     gate.set()
     assert recorder.flush(5)
     assert len(writes.rows) == 2 * accepted.count(True)
