@@ -11,8 +11,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
+from .analytics import suggestion_orders
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
-from .feedback_store import StoreUnavailableError
+from .feedback_store import ShownContext, StoreUnavailableError
 from .gc_pause import gc_paused
 from .prefetch import resolve
 from .runtime import Runtime
@@ -94,8 +95,14 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
                                             encounter_id=context.encounterId)
     cards = evaluation.cards
     shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, evaluation.findings, strict=True)]
-    # queued, written in the background: the answer never waits for the database (store/recorder.py)
-    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown)
+    # queued, written in the background: the answer never waits for the database (store/recorder.py); with
+    # what the analytics need: a keyed hash of the patient (never the id), the knowledge version, the orders
+    hasher = runtime.patient_hasher
+    recorded = ShownContext(
+        patient_key=hasher(context.patientId, g.get("client_iss")) if hasher is not None and shown else None,
+        knowledge_version=runtime.knowledge.version,
+        suggestions=suggestion_orders(cards, evaluation.findings, runtime.analytics) if runtime.analytics else None)
+    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, context=recorded)
     for _, topic, indicator in shown:
         metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
