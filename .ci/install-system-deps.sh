@@ -4,6 +4,7 @@
 # and kubectl (renders the kustomize overlays of deploy/k8s). kubectl comes with the machine image
 # (v1.32, kustomize v5); it is installed with apt only where a repository offers the `kubectl`
 # package. Debian 12's own `kubernetes-client` (1.20, kustomize v2) cannot render components.
+# chromium: the real-browser tests (companion page, card heights), driven by Playwright with executable_path.
 # Node.js/npm are on the machine image.
 set -euo pipefail
 need=()
@@ -12,6 +13,7 @@ command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

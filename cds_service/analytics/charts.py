@@ -4,6 +4,7 @@ mark carries a <title> that a browser shows on hover and a screen reader reads."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -74,8 +75,11 @@ def _y_axis(top: float, bottom: float, maximum: float, percent: bool) -> list[st
     return parts
 
 
+LABEL_WIDTH = 76  # a date at font size 11, with a gap
+
+
 def _x_labels(labels: Sequence[str], step: float, bottom: float) -> list[str]:
-    every = max(1, len(labels) // 12)  # at most about a dozen labels
+    every = max(1, math.ceil(LABEL_WIDTH / step))  # as many labels as fit side by side
     return [_text(LEFT + step * (i + 0.5), bottom + 16, label)
             for i, label in enumerate(labels) if i % every == 0]
 
@@ -137,7 +141,7 @@ def grouped_bars(chart_id: str, title: str, labels: Sequence[str], values: Seque
                  series: Sequence[Series] = RATE_SERIES, percent: bool = True, unit: str = "") -> Markup:
     """One row per label (a topic), a horizontal bar per series."""
     row_height, bar = 14 * len(series) + 10, 12
-    left = 190
+    left = 250
     height = TOP + row_height * max(1, len(labels)) + 24
     maximum = 1.0 if percent else _nice_max(max((v or 0 for p in values for v in p.values()), default=0))
     span = WIDTH - left - RIGHT - 60
@@ -149,7 +153,9 @@ def grouped_bars(chart_id: str, title: str, labels: Sequence[str], values: Seque
         body.append(_text(x, height - 8, _percent(tick) if percent else f"{tick:g}{unit}"))
     for row, (label, point) in enumerate(zip(labels, values, strict=True)):
         y0 = TOP + row_height * row
-        body.append(_text(left - 8, y0 + row_height / 2 + 2, label, anchor="end"))
+        short = label if len(label) <= 36 else label[:35].rstrip() + "…"
+        body.append(_text(left - 8, y0 + row_height / 2 + 2, short, anchor="end",
+                          extra="" if short == label else f' data-full="{escape(label)}"'))
         for j, s in enumerate(series):
             value = point.get(s.key)
             y = y0 + 4 + j * 14

@@ -34,7 +34,7 @@ bp = Blueprint("dashboard", __name__, template_folder=str(HERE / "templates"),
                static_folder=str(HERE / "static"), static_url_path="/dashboard/static")
 PREFIX = "/dashboard"
 # Nothing but this page's own stylesheet; the charts are inline SVG, no script runs.
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
 
 
@@ -114,7 +114,7 @@ def _report() -> tuple[Report, Window]:
 def _report_json(report: Report) -> dict[str, Any]:
     runtime = _runtime()
     return report_json(report, _dashboard().config, runtime.knowledge.service.id,  # type: ignore[union-attr]
-                       runtime.knowledge.version, datetime.now(UTC))
+                       runtime.knowledge.version, datetime.now(UTC).replace(microsecond=0))
 
 
 @bp.get(f"{PREFIX}/measures.json")
