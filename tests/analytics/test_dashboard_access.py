@@ -164,3 +164,15 @@ def test_a_store_that_is_down_is_503_json(make_app: Any) -> None:
     assert response.status_code == 503
     assert response.get_json()["error"] == "feedback_store_unavailable"
     assert client.post("/cds-services/posterior-knee-pain", json={}).status_code == 400  # the service still answers
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    from dataclasses import fields
+
+    from cds_service.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {line.split("|")[1].strip() for line in readme.splitlines() if line.startswith("| `CDS_")}
+    missing = [f"`CDS_{f.name.upper()}`" for f in fields(Settings) if f.name != "extra"
+               and f"`CDS_{f.name.upper()}`" not in rows]
+    assert missing == []
