@@ -134,3 +134,23 @@ def test_no_patient_identifier_or_free_text_leaves_the_dashboard(loaded: Flask) 
         for patient_id in F.PATIENT_IDS:
             assert patient_id not in text
     assert "(other)" in texts[1]  # the free code is counted, not named
+
+
+def test_the_answers_match_the_openapi_document(loaded: Flask) -> None:
+    import json
+
+    from openapi_schema_validator import OAS30Validator
+    from openapi_spec_validator import validate
+
+    from cds_service.runtime import OPENAPI_PATH
+
+    spec = json.loads(OPENAPI_PATH.read_text())
+    validate(spec)
+    client = loaded.test_client()
+    documented = spec["paths"]["/dashboard/measures.json"]["get"]["responses"]
+    for query, headers, status in (({"since": F.SINCE, "until": F.UNTIL, "period": "week"}, AUTH, 200),
+                                   ({"period": "month"}, AUTH, 400), ({}, {}, 401)):
+        response = client.get("/dashboard/measures.json", query_string=query, headers=headers)
+        assert response.status_code == status
+        schema = documented[str(status)]["content"]["application/json"]["schema"]
+        OAS30Validator({**schema, "components": spec["components"]}).validate(response.get_json())
