@@ -29,6 +29,7 @@ class Answers:
     interpretation_system: str
     interpretations: Mapping[str, str]  # code or lower-case text -> class
     flagged: Mapping[str, Mapping[str, str]]  # measured concept -> {interpretation class: concept}
+    leading: Mapping[str, str]  # first word of a free-text answer -> yes / no
 
     def answer_class(self, system: str | None, code: str | None, text: str | None) -> str | None:
         """yes / no / normal / unknown for one coding or text; None when it is not a known answer."""
@@ -39,6 +40,11 @@ class Answers:
         if text:
             return self.by_text.get(answer_text_key(text))
         return None
+
+    def free_text_class(self, text: str) -> str | None:
+        """A valueString's class: the whole answer, else its first word ("none noted")."""
+        key = answer_text_key(text)
+        return self.by_text.get(key) or self.leading.get(key.split(" ", 1)[0])
 
     def interpretation_class(self, system: str | None, code: str | None, text: str | None) -> str | None:
         if code and (system in (None, self.interpretation_system)):
@@ -96,4 +102,9 @@ def load_answers(path: Path, systems: Mapping[str, str], concepts: set[str]) -> 
         if unknown:
             raise KnowledgeError(path, f"flagged_measurements: no code list for {', '.join(unknown)}")
         flagged[str(measured)] = {str(k): str(v) for k, v in mapping.items()}
-    return Answers(by_code, by_text, str(interpretations["system"]), by_interpretation, flagged)
+    leading: dict[str, str] = {}
+    for cls, words in (document.get("leading_words") or {}).items():
+        if cls not in ("yes", "no") or not isinstance(words, list):
+            raise KnowledgeError(path, "leading_words maps yes and no to lists of words")
+        leading.update({str(word).lower(): str(cls) for word in words})
+    return Answers(by_code, by_text, str(interpretations["system"]), by_interpretation, flagged, leading)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from ..knowledge.answers import Answers, answer_text_key
+from ..knowledge.answers import Answers
 from ..record.fhir_time import first_time
 from ..record.model import Fact
 from .reading import Reading, facts_from, label_of, reference_of, status_of
@@ -28,8 +28,6 @@ from .statements import Statement
 
 NARRATIVE = "complaint-narrative"
 OBSERVATION_TIMES = ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
-_NO_WORDS = frozenset({"no", "none", "nil", "not", "absent", "denies", "denied", "negative", "neg"})
-_YES_WORDS = frozenset({"yes", "present", "positive"})
 _PRESENT = {"yes": True, "no": False, "normal": False, "unknown": None}
 
 
@@ -47,11 +45,7 @@ def _codings(concept: Any) -> Iterable[tuple[str | None, str | None, str | None]
 def answer_class(answers: Answers, value: Any) -> str | None:
     """yes / no / normal / unknown for a valueCodeableConcept or a valueString; None otherwise."""
     if isinstance(value, str):
-        found = answers.answer_class(None, None, value)
-        if found is None:
-            first = answer_text_key(value).split(" ", 1)[0]
-            found = "no" if first in _NO_WORDS else "yes" if first in _YES_WORDS else None
-        return found
+        return answers.free_text_class(value)
     if not isinstance(value, Mapping):
         return None
     for system, code, display in _codings(value):
