@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask import Flask
 from sqlalchemy import select, text
 
@@ -64,7 +65,8 @@ def test_cards_shown_carry_version_orders_and_the_patient_hash(dashboard_app: Ca
     assert set(rows) == {card["uuid"] for card in cards}
     dvt = next(card for card in cards if card["source"]["topic"]["code"] == "dvt-likely")
     row = rows[dvt["uuid"]]
-    assert row.knowledge_version == app.extensions["cds"].knowledge.version == "2026-11-21"
+    version = yaml.safe_load((Path(__file__).resolve().parents[2] / "cards" / "service.yaml").read_text())["version"]
+    assert row.knowledge_version == app.extensions["cds"].knowledge.version == version
     assert row.patient_key == expected_hash(key_file, PATIENT_ID)
     orders = {s["label"].split(" (")[0]: row.suggestions[s["uuid"]] for s in dvt["suggestions"]}
     assert orders == {"Order proximal leg vein ultrasound": "venous-duplex", "Order D-dimer": "d-dimer"}
@@ -94,7 +96,7 @@ def test_feedback_on_real_cards_is_measured(dashboard_app: Callable[..., Flask])
     assert [(r["code"], r["hl7_code"], r["count"]) for r in dvt["override_reasons"]] == [
         ("already-assessed", "action-completed", 1)]
     assert dvt["comments"] == 1
-    assert body["knowledge_versions"][0]["knowledge_version"] == "2026-11-21"
+    assert [v["knowledge_version"] for v in body["knowledge_versions"]] == [app.extensions["cds"].knowledge.version]
     page = client.get("/dashboard", headers=AUTH).get_data(as_text=True)
     assert PATIENT_ID not in page and "spoke to" not in page
 
