@@ -6,7 +6,7 @@ CDS_PORT ?= 8080
 CDS_HOST ?= 127.0.0.1
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench soak load-tool image smoke clean help
+.PHONY: companion-assets run test lint bench soak load-tool image smoke clean help
 
 help:
 	@echo "make run    start the service on http://$(CDS_HOST):$(CDS_PORT)/cds-services"
@@ -24,6 +24,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# Optional: fhirclient's browser build for the companion page (the patient's name after a SMART launch)
+companion-assets: $(STAMP)
+	$(BIN)/python -m cds_service.companion.assets
 
 run: $(STAMP)
 	@mkdir -p var

@@ -12,15 +12,19 @@ from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from .analytics import suggestion_orders
+from .companion import PendingLink
+from .companion.snapshot import build_snapshot
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
 from .feedback_store import ShownContext, StoreUnavailableError
 from .gc_pause import gc_paused
 from .prefetch import resolve
+from .render import CompanionLink
 from .runtime import Runtime
 from .wire import CdsRequest, FeedbackRequest, PatientViewContext, parse_model
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cds", __name__)
+PATIENT_FACING = ("Patient/", "RelatedPerson/")
 
 
 def _runtime() -> Runtime:
@@ -85,30 +89,55 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
     if cds_request.hook != definition.hook:
         raise UnsupportedHook(f"this service answers {definition.hook!r}, not {cds_request.hook!r}")
     context = parse_model(PatientViewContext, cds_request.context, "context")
+    if context.userId.startswith(PATIENT_FACING):
+        # The cards are written for clinicians (orders, pathways): a patient or a relative viewing their own
+        # record is not sent them. Nothing is read or evaluated; the log says why.
+        log.info("patient-facing viewer: no clinician cards sent",
+                 extra={"event": "patient_facing_viewer", "user_type": context.userId.split("/", 1)[0]})
+        g.card_topics = []
+        return json_response({"cards": []})
     data = resolve(cds_request, definition, runtime.settings,
                    attachment_urls=runtime.evaluator.note_attachment_urls)
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
         metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
     resources = [r for group in data.resources.values() for r in group]
-    evaluation = runtime.evaluator.evaluate(resources, context.patientId, attachments=data.attachments,
-                                            encounter_id=context.encounterId)
+    link = _companion_link(runtime)
+    evaluation = runtime.evaluator.evaluate(
+        resources, context.patientId, attachments=data.attachments, encounter_id=context.encounterId,
+        companion=CompanionLink(link.url, link.type, link.token) if link is not None else None)
     cards = evaluation.cards
     shown = [(c.uuid, f.topic, c.indicator) for c, f in zip(cards, evaluation.findings, strict=True)]
-    # queued, written in the background: the answer never waits for the database (store/recorder.py); with
-    # what the analytics need: a keyed hash of the patient (never the id), the knowledge version, the orders
+    snapshot = None
+    if link is not None and runtime.companion is not None and any(
+            runtime.knowledge.cards[f.topic].companion for f in evaluation.findings):
+        body = build_snapshot(evaluation.record, evaluation.findings, cards, runtime.knowledge,
+                              runtime.companion.perc)
+        snapshot = runtime.companion.snapshot(link, body)
+    # queued, written in the background with the companion page's snapshot and what the analytics need (a
+    # keyed hash of the patient, never the id; the knowledge version; the orders): the answer never waits for
+    # the database (feedback_store/recorder.py)
     hasher = runtime.patient_hasher
     recorded = ShownContext(
         patient_key=hasher(context.patientId, g.get("client_iss")) if hasher is not None and shown else None,
         knowledge_version=runtime.knowledge.version,
         suggestions=suggestion_orders(cards, evaluation.findings, runtime.analytics) if runtime.analytics else None)
-    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, context=recorded)
+    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, snapshot, context=recorded)
     for _, topic, indicator in shown:
         metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
     if evaluation.record.unread:
         log.info("evaluation left %d record item(s) unread", len(evaluation.record.unread))
     return json_response(evaluation.response())
+
+
+def _companion_link(runtime: Runtime) -> PendingLink | None:
+    """A fresh link to the companion page, on the base URL the EHR calls (CDS_PUBLIC_BASE_URL, else this
+    request's own)."""
+    if runtime.companion is None:
+        return None
+    base = runtime.settings.public_base_url.strip() or request.host_url
+    return runtime.companion.new_link(base)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

@@ -20,6 +20,7 @@ from .analytics.views import bp as dashboard_bp
 from .api import bp, json_response
 from .auth import AuthenticationFailed
 from .build_info import record_build_info
+from .companion.views import bp as companion_bp
 from .config import load_settings
 from .errors import CdsError, PayloadTooLarge
 from .logging_setup import configure_logging, request_id_var
@@ -29,9 +30,9 @@ from .tracing import configure_tracing
 log = logging.getLogger("cds_service")
 access_log = logging.getLogger("cds_service.access")
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
-# Opened by people, not CDS clients: the dashboard has its own token (or a proxy in front), and answers 404
-# when it is off
-UNAUTHENTICATED_PREFIXES = (DASHBOARD_PREFIX,)
+# Opened by people, not CDS clients: the companion page's signed reference is its key; the dashboard has its
+# own token (or a proxy in front), and answers 404 when it is off
+UNAUTHENTICATED_PREFIXES = ("/companion/", DASHBOARD_PREFIX)
 MANAGEMENT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # A request id taken from the client (or the front) only if it is short and plain; else a new one.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -57,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_age=600,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(companion_bp)
     app.register_blueprint(dashboard_bp)
     _install_request_id(app)
     _install_management_port(app, settings.management_port)

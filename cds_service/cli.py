@@ -20,7 +20,7 @@ from .errors import PatientMismatch
 from .evaluation import Evaluation, Evaluator, load_catalog
 from .fhir_client import bundle_resources
 from .knowledge import KnowledgeError
-from .render import CardSource
+from .render import CardSource, evidence_of
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -51,10 +51,13 @@ def _print_text(evaluation: Evaluation) -> None:
     print(f"Patient {record.patient_id}, age {record.age_years}, evaluated at {record.now:%Y-%m-%d %H:%M} UTC")
     if not evaluation.cards:
         print("No cards: evaluated, nothing found.")
-    for card in evaluation.cards:
+    for card, finding in zip(evaluation.cards, evaluation.findings, strict=True):
         topic = card.source.topic.code if card.source.topic else "?"
         print(f"\n[{card.indicator.upper()}] {topic}: {card.summary}")
         print("  " + (card.detail or "").replace("\n", "\n  "))
+        print("  Evidence (as on the companion page):")
+        for line in evidence_of(finding):
+            print(f"    - {line.markdown()}")
         for suggestion in card.suggestions or []:
             print(f"  → suggestion: {suggestion.label}")
     if record.unread:

@@ -64,6 +64,9 @@ class Settings:
     max_json_depth: int = 64
     jwt_leeway_seconds: int = 60
     jwt_max_lifetime_seconds: int = 300
+    companion_link: str = "smart"
+    companion_ttl_hours: float = 24.0
+    companion_key_file: str = ""
     source_label: str = "Posterior knee pain CDS"
     source_url: str = ""
     log_level: str = "INFO"
@@ -107,6 +110,10 @@ class Settings:
             if not prefix.startswith(("https://", "http://")):
                 raise ConfigError(f"CDS_FHIR_SERVER_ALLOWLIST entry is not a URL: {prefix!r}")
         self._validate_public_base_url()
+        if self.companion_link not in {"smart", "absolute", "off"}:
+            raise ConfigError(f"CDS_COMPANION_LINK must be smart, absolute or off, not {self.companion_link!r}")
+        if self.companion_ttl_hours <= 0:
+            raise ConfigError("CDS_COMPANION_TTL_HOURS must be positive")
         if self.jwt_max_lifetime_seconds <= 0:
             raise ConfigError("CDS_JWT_MAX_LIFETIME_SECONDS must be positive")
         if self.notes_max < 0 or self.note_max_bytes <= 0:
@@ -198,6 +205,7 @@ _CONVERTERS: dict[str, Any] = {
     "max_json_depth": int,
     "jwt_leeway_seconds": int,
     "jwt_max_lifetime_seconds": int,
+    "companion_ttl_hours": float,
     "database_connect_timeout": float,
     "database_timeout": float,
     "database_pool_size": int,

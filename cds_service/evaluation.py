@@ -14,7 +14,7 @@ from .knowledge import Knowledge, load_knowledge
 from .recognition import BudgetLimits, Recognizer
 from .recognition.notes import AttachmentContent
 from .record.model import PatientRecord
-from .render import CardSource, render_card
+from .render import CardSource, CompanionLink, render_card
 from .rules import REQUIREMENTS, evaluate
 from .wire import Card, CdsResponse
 
@@ -63,8 +63,9 @@ class Evaluator:
 
     def evaluate(self, resources: Iterable[dict[str, Any]], patient_id: str, now: datetime | None = None,
                  attachments: Mapping[str, AttachmentContent] | None = None,
-                 encounter_id: str | None = None) -> Evaluation:
-        """Evaluate the resources of one patient at `now` (default: the evaluator's clock, UTC).
+                 encounter_id: str | None = None, companion: CompanionLink | None = None) -> Evaluation:
+        """Evaluate the resources of one patient at `now` (default: the evaluator's clock, UTC);
+        `companion`: the link critical and DVT cards carry to this evaluation's companion page.
 
         Raises PatientMismatch when a resource is about another patient than `patient_id`.
         """
@@ -72,5 +73,5 @@ class Evaluator:
                                         encounter_id)
         findings = evaluate(record, self.knowledge.thresholds, self.knowledge.scope_concepts,
                             self.knowledge.indicator_of)
-        cards = tuple(render_card(f, record, self.knowledge, self._source) for f in findings)
+        cards = tuple(render_card(f, record, self.knowledge, self._source, companion) for f in findings)
         return Evaluation(record, tuple(findings), cards)

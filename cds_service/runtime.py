@@ -12,6 +12,7 @@ from . import metrics
 from .analytics import AnalyticsConfig, PatientHasher, PatientKeyError, load_analytics_config
 from .analytics.dashboard import Dashboard
 from .auth import GuardedReplayCache, InMemoryReplayCache, JwtVerifier, RedisReplayCache, ReplayCache, create_verifier
+from .companion import Companion
 from .config import ConfigError, Settings
 from .evaluation import Evaluator, load_catalog
 from .feedback_store import FeedbackStore, SchemaTooNew, SqlReplayCache, StoreConfigError, StoreOptions
@@ -39,6 +40,7 @@ class Runtime:
     store: FeedbackStore
     verifier: JwtVerifier | None
     openapi: bytes
+    companion: Companion | None = None
     analytics: AnalyticsConfig | None = None
     patient_hasher: PatientHasher | None = None   # None: no patient hash recorded (production without a key)
     dashboard: Dashboard | None = None            # None: the dashboard is off
@@ -71,6 +73,7 @@ class Runtime:
             store=store,
             verifier=verifier,
             openapi=OPENAPI_PATH.read_bytes(),
+            companion=Companion.load(settings),
             analytics=analytics,
             patient_hasher=patient_hasher,
             dashboard=dashboard,

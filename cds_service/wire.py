@@ -179,7 +179,7 @@ class Action(_Strict):
 class Suggestion(_Strict):
     label: str = Field(min_length=1)
     uuid: str
-    isRecommended: bool | None = None
+    isRecommended: bool  # always sent: some clients' models require it
     actions: list[Action] | None = Field(default=None, min_length=1)
 
 
@@ -187,6 +187,13 @@ class Link(_Strict):
     label: str = Field(min_length=1)
     url: str = Field(min_length=1)
     type: Literal["absolute", "smart"] = "absolute"
+    appContext: str | None = None  # smart links only
+
+    @model_validator(mode="after")
+    def _app_context_smart_only(self) -> Link:
+        if self.appContext is not None and self.type != "smart":
+            raise ValueError("appContext is only for smart links")
+        return self
 
 
 class OverrideReasonOut(_Strict):

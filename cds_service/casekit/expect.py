@@ -241,11 +241,11 @@ def card_problems(expected: CardExpectation, card: CardResult,
         if wanted is not None and _score(got) != wanted:
             problems.append(f"{t}: expected {name} {wanted:g}, got {got if got is not None else 'none'}")
     problems += _suggestion_problems(expected, card, order_codes)
-    missing = [ref for ref in expected.cites if ref not in card.detail]
+    missing = [ref for ref in expected.cites if not card.cites(ref)]
     if missing:
-        problems.append(f"{t}: the detail does not cite {', '.join(missing)}")
-    if expected.cites_any and not any(ref in card.detail for ref in expected.cites_any):
-        problems.append(f"{t}: the detail cites none of {', '.join(expected.cites_any)}")
+        problems.append(f"{t}: the evidence does not cite {', '.join(missing)}")
+    if expected.cites_any and not any(card.cites(ref) for ref in expected.cites_any):
+        problems.append(f"{t}: the evidence cites none of {', '.join(expected.cites_any)}")
     return problems
 
 
@@ -274,7 +274,7 @@ def compare(expectation: Expectation, cards: Sequence[CardResult],
             if topic not in expectation.cards and topic not in expectation.absent:
                 problems.append(f"{topic}: not expected, shown as {card.indicator}")
     for reference in expectation.never_cited:
-        citing = [t for t, c in shown.items() if reference in c.detail]
+        citing = [t for t, c in shown.items() if c.cites(reference)]
         if citing:
             problems.append(f"{reference} must never be cited, but {', '.join(citing)} cites it")
     return problems

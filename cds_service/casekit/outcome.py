@@ -28,6 +28,12 @@ class CardResult:
     why: tuple[str, ...] = ()  # the evidence lines of the finding: why the card fired
     suggestions: tuple[SuggestionResult, ...] = ()
     links: tuple[str, ...] = ()
+    cited: frozenset[str] = frozenset()  # the resources behind the card (its evidence and scored items)
+
+    def cites(self, reference: str) -> bool:
+        """True when the card is based on `reference`: named in its evidence (shown on the card or, for
+        the score items and references, on its companion page) or in its detail."""
+        return reference in self.cited or reference in self.detail
 
     def comparable(self) -> dict[str, Any]:
         """Everything a reviewer compares between two knowledge versions (no random uuids)."""
@@ -53,12 +59,16 @@ def order_names(orders: Mapping[str, Any]) -> dict[str, set[str]]:
 
 def _why(finding: Any) -> tuple[str, ...]:
     lines = [f"- {line.markdown()}" for line in getattr(finding, "evidence", ())]
-    table = (getattr(finding, "values", None) or {}).get("score_table", "")
-    for row in table.splitlines():  # scored Wells items: | item | +1 | evidence |
-        cells = [c.strip() for c in row.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[1] not in ("0", "Points", "---") and not cells[0].startswith("**"):
-            lines.append(f"- {cells[0]} ({cells[1]}): {cells[2]}")
+    for table in getattr(finding, "tables", ()):  # the scored items of the Wells and PE Wells tables
+        lines += [f"- {item.text} ({item.points:+g}): {item.evidence.markdown()}"
+                  for item in table.scored if item.evidence is not None]
     return tuple(lines)
+
+
+def _cited(finding: Any) -> frozenset[str]:
+    evidence = [*getattr(finding, "evidence", ()),
+                *(item.evidence for table in getattr(finding, "tables", ()) for item in table.scored)]
+    return frozenset(e.reference for e in evidence if e is not None and e.reference)
 
 
 def card_results(evaluation: Any, orders: Mapping[str, Any]) -> tuple[CardResult, ...]:
@@ -87,6 +97,7 @@ def card_results(evaluation: Any, orders: Mapping[str, Any]) -> tuple[CardResult
             variant=getattr(finding, "variant", None),
             values=dict(getattr(finding, "values", None) or {}),
             why=_why(finding) if finding is not None else (),
+            cited=_cited(finding) if finding is not None else frozenset(),
             suggestions=tuple(suggestions),
             links=tuple(f"{link.get('label')} <{link.get('url')}>" for link in body.get("links") or []),
         ))

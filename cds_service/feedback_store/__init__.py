@@ -13,7 +13,7 @@ from .engine import StoreConfigError, StoreOptions, make_engine
 from .migrate import SchemaError, SchemaOutdated, SchemaTooNew
 from .replay import SqlReplayCache
 from .rows import AnalyticsRows, OutcomeRow, ShownRow
-from .store import FeedbackResult, FeedbackStore, ShownContext, StoreUnavailableError
+from .store import FeedbackResult, FeedbackStore, ShownContext, Snapshot, StoreUnavailableError
 
 __all__ = [
     "AnalyticsRows",
@@ -25,6 +25,7 @@ __all__ = [
     "SchemaTooNew",
     "ShownContext",
     "ShownRow",
+    "Snapshot",
     "SqlReplayCache",
     "StoreConfigError",
     "StoreOptions",

@@ -2,11 +2,13 @@
 
 This is the schema at the newest migration (`cds_service/migrations/versions/`): a test compares the
 two on SQLite and PostgreSQL, so a table added here without its revision (or the reverse) fails.
-No patient data is stored: a shown card is its uuid, topic, indicator, service, the hook instance
-(a UUID, or a hash of whatever else the client sent), the time, the knowledge version, the order each of
-its suggestions creates, and a keyed hash of the patient (HMAC with a secret from configuration, never
-the id itself: it only tells whether two cards were for the same patient). Feedback keeps the
-clinician's comment until the retention purge clears it (`has_comment` stays, for the counts).
+Only `evaluation_snapshots` holds clinical data (the companion page's evidence, no name or identifier),
+and only for CDS_COMPANION_TTL_HOURS. Elsewhere no patient data is stored: a shown card is its uuid, topic,
+indicator, service, the hook instance (a UUID, or a hash of whatever else the client sent), the time, the
+knowledge version, the order each of its suggestions creates, and a keyed hash of the patient (HMAC with a
+secret from configuration, never the id itself: it only tells whether two cards were for the same
+patient). Feedback keeps the clinician's comment until the retention purge clears it (`has_comment`
+stays, for the counts).
 """
 
 from __future__ import annotations
@@ -53,4 +55,17 @@ jwt_replay = Table(
     metadata,
     Column("token_key", String(64), primary_key=True),
     Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# What the companion page of one evaluation shows (cds_service/companion/snapshot.py), written with the
+# cards shown and deleted once expired (CDS_COMPANION_TTL_HOURS, 24 h by default).
+evaluation_snapshots = Table(
+    "evaluation_snapshots",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("service_id", String(100), nullable=False),
+    Column("hook_instance", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("body", Text, nullable=False),
 )

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,7 +39,7 @@ from .bounded import BoundedCalls, CallTimedOut
 from .engine import StoreOptions, make_engine
 from .recorder import ShownRecorder
 from .rows import AnalyticsRows
-from .schema import cards_shown, feedback, metadata
+from .schema import cards_shown, evaluation_snapshots, feedback, metadata
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,6 +78,15 @@ class FeedbackResult:
     stored: int       # new items (a redelivered item is stored once)
     unmatched: int    # items for a card id the store has no record of (stored, never counted)
     items: tuple[tuple[str, str], ...] = ()  # (outcome, stored | duplicate | unmatched) per item
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The companion page's data for one evaluation, and how long it is kept."""
+
+    snapshot_id: str
+    body: dict[str, Any]
+    ttl_seconds: float
 
 
 def _storable(value: str | None) -> str | None:
@@ -239,32 +248,62 @@ class FeedbackStore:
 
     # ---- cards shown ---------------------------------------------------------------------
 
-    def record_shown(self, service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]], *,
-                     context: ShownContext | None = None) -> bool:
-        """Queue (uuid, topic, indicator) of the cards just returned, with what the analytics need of the
-        call (`context`); never waits for the database."""
-        return self._recorder.submit(self._shown_rows(service_id, hook_instance, cards, context))
+    def record_shown(self, service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
+                     snapshot: Snapshot | None = None, *, context: ShownContext | None = None) -> bool:
+        """Queue (uuid, topic, indicator) of the cards just returned, with the companion page's snapshot of
+        this evaluation (written in the same transaction) and what the analytics need of the call
+        (`context`); never waits for the database."""
+        return self._recorder.submit(self._shown_rows(service_id, hook_instance, cards, snapshot, context))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the cards shown queued so far are written (tests, shutdown)."""
         return self._recorder.flush(timeout)
 
-    def remember_cards(self, service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]], *,
-                       context: ShownContext | None = None) -> None:
+    def remember_cards(self, service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
+                       snapshot: Snapshot | None = None, *, context: ShownContext | None = None) -> None:
         """Record the cards shown now, synchronously (the background writer's path, and tools)."""
-        self._write_shown(self._shown_rows(service_id, hook_instance, cards, context))
+        self._write_shown(self._shown_rows(service_id, hook_instance, cards, snapshot, context))
 
     @staticmethod
     def _shown_rows(service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
-                    context: ShownContext | None = None) -> list[dict[str, Any]]:
+                    snapshot: Snapshot | None = None, context: ShownContext | None = None) -> list[dict[str, Any]]:
+        """Rows of cards_shown, with the analytics' columns; the snapshot's row rides on the first (key
+        `snapshot`), so that a lost batch counts cards, not rows."""
         now = datetime.now(UTC)
         context = context or _NO_CONTEXT
         suggestions = context.suggestions or {}
-        return [{"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "indicator": indicator,
+        rows = [{"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "indicator": indicator,
                  "hook_instance": _storable(hook_instance), "shown_at": now,
                  "patient_key": context.patient_key, "knowledge_version": context.knowledge_version,
                  "suggestions": suggestions.get(card_uuid)}
                 for card_uuid, topic, indicator in cards]
+        if snapshot is not None and rows:
+            rows[0]["snapshot"] = {"snapshot_id": snapshot.snapshot_id, "service_id": service_id,
+                                   "hook_instance": _storable(hook_instance), "created_at": now,
+                                   "expires_at": now + timedelta(seconds=snapshot.ttl_seconds),
+                                   "body": snapshot.body}  # serialised by the background writer
+        return rows
+
+    def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
+        """The companion page's snapshot, or None when unknown or expired (StoreUnavailableError when the
+        database does not answer within the deadline)."""
+
+        def read() -> dict[str, Any] | None:
+            self._ensure_prepared()
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    select(evaluation_snapshots.c.body, evaluation_snapshots.c.expires_at)
+                    .where(evaluation_snapshots.c.snapshot_id == snapshot_id)
+                ).first()
+            if row is None:
+                return None
+            expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+            if expires <= datetime.now(UTC):
+                return None
+            body: dict[str, Any] = json.loads(row.body)
+            return body
+
+        return self._call(read, operation="snapshot")
 
     def _write_shown(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -272,11 +311,19 @@ class FeedbackStore:
         started = time.perf_counter()
         try:
             self._ensure_prepared()
-            statement = self._insert()(cards_shown).on_conflict_do_nothing()
+            shown = [{key: value for key, value in row.items() if key != "snapshot"} for row in rows]
+            snapshots = [{**row["snapshot"], "body": json.dumps(row["snapshot"]["body"], ensure_ascii=False,
+                                                                separators=(",", ":"))}
+                         for row in rows if "snapshot" in row]
             with self._shown_engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                connection.execute(statement, rows)
+                if shown:
+                    connection.execute(self._insert()(cards_shown).on_conflict_do_nothing(), shown)
+                if snapshots:
+                    expired = evaluation_snapshots.c.expires_at < datetime.now(UTC)
+                    connection.execute(delete(evaluation_snapshots).where(expired))
+                    connection.execute(self._insert()(evaluation_snapshots).on_conflict_do_nothing(), snapshots)
         except SQLAlchemyError:
             self._set_state(UNREACHABLE)
             raise

@@ -12,9 +12,27 @@ from ..findings import TOPICS
 from ..knowledge_files import KnowledgeError, read_yaml, require_keys
 
 INDICATORS = ("info", "warning", "critical")
-COMMON_PLACEHOLDERS = frozenset({"evidence", "not_documented", "thresholds", "age"})
+# What the renderer gives every card: the evidence in clinical words, the scored items of the Wells and PE
+# Wells tables (empty on other cards), what is not documented, the record items that could not be read.
+COMMON_PLACEHOLDERS = frozenset({"evidence", "not_documented", "thresholds", "age", "wells_items", "pe_items",
+                                 "unread"})
 SAMPLE_VALUE = "x" * 4  # what a summary placeholder is assumed to hold when lengths are checked
 SUMMARY_MAX = 139
+# The card must be read in two seconds: at most this many non-empty markdown lines and characters in
+# the detail (render.py keeps the evidence within them; the full picture is on the companion page).
+DETAIL_MAX_LINES = 10
+DETAIL_MAX_CHARS = 700
+# Cards that always link to the companion page (the Wells calculator and the full evidence)
+COMPANION_TOPICS = frozenset({"dvt-likely", "dvt-possible"})
+
+
+@dataclass(frozen=True)
+class DetailLine:
+    """One line of a detail template and the placeholders it uses (a line whose placeholders are all
+    empty is left out of the card)."""
+
+    template: str
+    names: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -22,6 +40,12 @@ class VariantText:
     summary: str
     detail: str
     indicator: str
+    pathway: tuple[str, ...] = ()  # the full pathway, step by step, for the companion page
+    lines: tuple[DetailLine, ...] = ()  # the detail split once at start-up
+
+
+def _detail_lines(detail: str) -> tuple[DetailLine, ...]:
+    return tuple(DetailLine(line, frozenset(placeholders(line))) for line in detail.splitlines())
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,7 @@ class CardDefinition:
     links: tuple[tuple[str, str], ...]
     suggestions: tuple[SuggestionDefinition, ...]
     override_reasons: tuple[tuple[str, str], ...]
+    companion: str | None = None  # label of the link to the companion page; None: no link
 
     def text(self, variant: str | None) -> VariantText:
         return self.variants.get(variant or "", self.base)
@@ -73,6 +98,21 @@ def _check_text(path: Path, where: str, summary: str, detail: str, allowed: froz
     sample = summary.format_map({name: SAMPLE_VALUE for name in placeholders(summary)})
     if len(sample) > SUMMARY_MAX:
         raise KnowledgeError(path, f"{where}summary is {len(sample)} characters (limit {SUMMARY_MAX})")
+    lines = [line for line in detail.splitlines() if line.strip()]
+    if len(lines) > DETAIL_MAX_LINES:
+        raise KnowledgeError(path, f"{where}detail has {len(lines)} non-empty lines (limit {DETAIL_MAX_LINES})")
+    fixed = sum(len(line) for line in lines) - sum(len(name) + 2 for line in lines for name in placeholders(line))
+    if fixed > DETAIL_MAX_CHARS - 150:
+        raise KnowledgeError(path, f"{where}detail has {fixed} characters of fixed text: leave at least 150 of "
+                                   f"the {DETAIL_MAX_CHARS} for the evidence")
+
+
+def _pathway(path: Path, where: str, raw: Any, fallback: tuple[str, ...]) -> tuple[str, ...]:
+    if raw is None:
+        return fallback
+    if not isinstance(raw, list) or not all(isinstance(step, str) and step.strip() for step in raw):
+        raise KnowledgeError(path, f"{where}pathway must be a list of steps (text)")
+    return tuple(step.strip() for step in raw)
 
 
 def _variant(path: Path, where: str, raw: Mapping[str, Any], fallback: VariantText | None,
@@ -85,7 +125,8 @@ def _variant(path: Path, where: str, raw: Mapping[str, Any], fallback: VariantTe
     if indicator not in INDICATORS:
         raise KnowledgeError(path, f"{where}indicator must be one of {INDICATORS}")
     _check_text(path, where, summary, detail, allowed)
-    return VariantText(summary.strip(), detail.strip(), str(indicator))
+    pathway = _pathway(path, where, raw.get("pathway"), fallback.pathway if fallback else ())
+    return VariantText(summary.strip(), detail.strip(), str(indicator), pathway, _detail_lines(detail.strip()))
 
 
 def load_card_definition(
@@ -121,8 +162,14 @@ def load_card_definition(
     for raw in document.get("override_reasons") or []:
         require_keys(path, raw, ("code", "display"))
         reasons.append((str(raw["code"]), str(raw["display"])))
+    companion = document.get("companion")
+    if companion is not None and (not isinstance(companion, str) or not companion.strip()):
+        raise KnowledgeError(path, "companion must be the label of the link to the companion page")
+    critical = any(v.indicator == "critical" for v in (base, *variants.values()))
+    if companion is None and (critical or topic in COMPANION_TOPICS):
+        raise KnowledgeError(path, "every critical and DVT card links to the companion page: add `companion: <label>`")
     return CardDefinition(topic, str(document["display"]), base, variants, tuple(links),
-                          tuple(suggestions), tuple(reasons))
+                          tuple(suggestions), tuple(reasons), companion.strip() if companion else None)
 
 
 def load_orders(path: Path, systems: Mapping[str, str]) -> dict[str, OrderDefinition]:

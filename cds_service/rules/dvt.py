@@ -10,9 +10,9 @@ differential diagnosis) is a reason to evaluate DVT, never the "previously docum
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..findings import Evidence, Finding
+from ..findings import Evidence, Finding, ScoreItem, ScoreTable
 from ..record.model import LEGS, UNDATED, Fact, PatientRecord
 
 # (item key, Wells text, points); the order is the order of NG158 Table 1
@@ -28,6 +28,21 @@ WELLS_ITEMS = (
     ("previous_dvt", "Previously documented DVT", 1),
     ("alternative", "Alternative diagnosis at least as likely as DVT", -2),
 )
+# A few words per item, for the card's "not documented" line
+WELLS_SHORT = {
+    "cancer": "active cancer", "paralysis": "paralysis or plaster", "bedridden": "bedridden or surgery",
+    "tenderness": "deep-vein tenderness", "entire_leg": "entire leg swollen", "calf": "calf swelling ≥ 3 cm",
+    "oedema": "pitting oedema", "collaterals": "collateral veins", "previous_dvt": "previous DVT",
+    "alternative": "alternative diagnosis as likely",
+}
+# Concepts whose documented absence ("no calf swelling") the calculator shows beside an unscored item;
+# the score itself never reads them.
+ABSENT_CONCEPTS = {
+    "cancer": ("active-cancer",), "paralysis": ("lower-limb-paralysis",), "bedridden": ("bedridden",),
+    "tenderness": ("deep-vein-tenderness",), "entire_leg": ("entire-leg-swollen",),
+    "calf": ("calf-swelling",), "oedema": ("pitting-oedema",), "collaterals": ("collateral-veins",),
+    "previous_dvt": ("dvt-history",),
+}
 SIGN_ITEMS = frozenset({"tenderness", "entire_leg", "calf", "oedema", "collaterals"})
 # Leg findings that make DVT worth excluding although they score no Wells point (unmeasured swelling of
 # one leg or of an unstated side).
@@ -44,6 +59,7 @@ class WellsScore:
     items: Mapping[str, Fact]
     not_documented: tuple[str, ...]
     leg: str | None = None  # left | right; None when no finding names a side
+    absent: Mapping[str, Fact] = field(default_factory=dict)  # unscored items documented as absent
 
     @property
     def score(self) -> int:
@@ -55,17 +71,19 @@ class WellsScore:
     def has_signs(self) -> bool:
         return bool(SIGN_ITEMS & set(self.items))
 
-    def table(self) -> str:
-        """Markdown table of every item: points given and the resource behind it."""
-        rows = ["| Wells item | Points | Evidence |", "|---|---|---|"]
+    def table(self, likely_at: float) -> ScoreTable:
+        """Every item with the fact behind it, or its documented absence (card and calculator)."""
+        items = []
         for key, text, points in WELLS_ITEMS:
-            fact = self.items.get(key)
-            if fact is not None:
-                rows.append(f"| {text} | {points:+d} | {fact.evidence().markdown()} |")
-            else:
-                rows.append(f"| {text} | 0 | not documented |")
-        rows.append(f"| **Total** | **{self.score}** | |")
-        return "\n".join(rows)
+            fact, absent = self.items.get(key), self.absent.get(key)
+            items.append(ScoreItem(
+                key, text, WELLS_SHORT[key], points,
+                evidence=fact.evidence(points=points) if fact is not None else None,
+                absent=absent.evidence() if absent is not None and fact is None else None,
+                judgement=key == "alternative",
+            ))
+        return ScoreTable("wells-dvt", "Wells DVT score (two-level, NICE NG158)", "Wells", tuple(items), likely_at,
+                          leg=self.leg)
 
 
 def _first(*groups: list[Fact]) -> Fact | None:
@@ -123,7 +141,21 @@ def _leg_score(record: PatientRecord, t: Mapping[str, float], leg: str | None,
     }
     items = {key: fact for key, fact in candidates.items() if fact is not None}
     missing = tuple(text for key, text, _ in WELLS_ITEMS if key not in items and key != "alternative")
-    return WellsScore(items, missing, leg)
+    return WellsScore(items, missing, leg, _absent(record, t, leg, items))
+
+
+def _absent(record: PatientRecord, t: Mapping[str, float], leg: str | None,
+            scored: Mapping[str, Fact]) -> dict[str, Fact]:
+    """Unscored items the record documents as absent on `leg` (shown by the calculator, never scored)."""
+    days = t["symptom_observation_within_days"]
+    found = {}
+    for key, concepts in ABSENT_CONCEPTS.items():
+        if key in scored:
+            continue
+        facts = [f for c in concepts for f in record.absent(c, days) if f.on_leg(leg)]
+        if facts:
+            found[key] = facts[0]
+    return found
 
 
 def wells_score(record: PatientRecord, t: Mapping[str, float], legs: Sequence[str] = LEGS) -> WellsScore:
@@ -146,7 +178,7 @@ def wells_score(record: PatientRecord, t: Mapping[str, float], legs: Sequence[st
     scores = [_leg_score(record, t, leg, risks) for leg in legs]
     best = max(scores, key=lambda s: (s.score, len(s.items)))
     sided = any(f.laterality for key, f in best.items.items() if key in SIGN_ITEMS)
-    return best if sided or len(legs) == 1 else WellsScore(best.items, best.not_documented, None)
+    return best if sided or len(legs) == 1 else WellsScore(best.items, best.not_documented, None, best.absent)
 
 
 def _treated_dvt(record: PatientRecord) -> bool:
@@ -221,22 +253,22 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
         evidence.append(suspicion[0].evidence("DVT suspected"))
     if ordered:
         flags.add("duplex_ordered")
-        evidence.append(ordered[0].evidence("Venous duplex already ordered"))
+        evidence.append(ordered[0].evidence("Leg vein ultrasound already requested"))
     dimer_negative = None
     if d_dimer is not None and d_dimer.quantity is not None:
         dimer_negative = d_dimer.quantity.value <= t["d_dimer_negative_at_most_ug_per_ml_feu"]
         evidence.append(d_dimer.evidence("D-dimer"))
     topic = "dvt-likely" if wells.score >= t["wells_dvt_likely_at_least"] else "dvt-possible"
     if leg_complaint is not None and pregnancy is not None:
-        evidence[:0] = [pregnancy.evidence("Pregnancy or recent delivery"),
-                        leg_complaint.evidence("Unilateral leg symptom")]
+        evidence[:0] = [pregnancy.evidence(),
+                        leg_complaint.evidence()]
         flags.add("pregnancy")
         topic, variant = "dvt-likely", "pregnancy"
         if duplex is not None and duplex.conclusion == "negative":
-            evidence.append(duplex.evidence("Venous duplex negative"))
+            evidence.append(duplex.evidence("Leg vein ultrasound negative"))
             topic, variant = "dvt-possible", "pregnancy_scan_negative"
     elif duplex is not None and duplex.conclusion == "negative":
-        evidence.append(duplex.evidence("Venous duplex negative"))
+        evidence.append(duplex.evidence("Leg vein ultrasound negative"))
         if dimer_negative:
             return None  # NG158: negative scan and negative D-dimer exclude DVT for this episode
         topic = "dvt-possible"
@@ -245,21 +277,24 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
     elif topic == "dvt-possible" and not (wells.has_sign_or_risk() or suspicion or unscored):
         return None
     if topic == "dvt-possible" and unscored and not wells.has_signs() and variant is None:
-        evidence.append(unscored[0].evidence("Leg swelling (not measured: scores no Wells point)"))
+        evidence.append(unscored[0].evidence(f"{unscored[0].evidence().text} (not measured: no Wells point)"))
     if variant is None and anticoagulant:
         variant = "anticoagulated"
     elif variant is None and ordered:
         variant = "duplex_ordered"
     if anticoagulant:
-        evidence.append(anticoagulant[0].evidence("On anticoagulant"))
+        drug = anticoagulant[0]
+        evidence.append(drug.evidence(f"On {drug.ingredient or drug.evidence().text}"))
+    table = wells.table(t["wells_dvt_likely_at_least"])
     return Finding(
         topic=topic,
         evidence=tuple(evidence),
         variant=variant,
         flags=frozenset(flags),
+        tables=(table,),
         values={
             "score": str(wells.score),
-            "score_table": wells.table(),
+            "score_table": table.markdown(),
             "leg": f"{wells.leg} leg" if wells.leg else "side not recorded",
             "anticoagulant": anticoagulant[0].ingredient or anticoagulant[0].label if anticoagulant else "",
         },

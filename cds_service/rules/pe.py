@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..findings import Evidence, Finding
+from ..findings import Finding, ScoreItem, ScoreTable
 from ..record.model import Fact, PatientRecord
 from .dvt import WellsScore, active_cancer
 
 PE_FEATURE_CONCEPTS = ("dyspnoea", "chest-pain", "haemoptysis")
+# (item key, PE Wells text, a few words, points): NICE NG158 Table 2
+PE_WELLS_ITEMS = (
+    ("dvt_signs", "Clinical signs and symptoms of DVT (leg swelling and pain on palpation of the deep veins)",
+     "signs of DVT", 3),
+    ("alternative", "An alternative diagnosis is less likely than PE", "alternative diagnosis less likely", 3),
+    ("heart_rate", "Heart rate > 100/min", "heart rate > 100/min", 1.5),
+    ("immobilisation", "Immobilisation > 3 days or surgery in the previous 4 weeks", "immobilisation or surgery", 1.5),
+    ("previous", "Previous DVT or PE", "previous DVT or PE", 1.5),
+    ("haemoptysis", "Haemoptysis", "haemoptysis", 1),
+    ("cancer", "Malignancy (on treatment, treated in the last 6 months, or palliative)", "malignancy", 1),
+)
 
 
 def _pe_features(record: PatientRecord, t: Mapping[str, float]) -> list[tuple[str, Fact]]:
@@ -35,34 +46,35 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
     features = _pe_features(record, t)
     if not features:
         return None
-    points: list[tuple[str, float, Fact | None]] = []
+    scored: dict[str, Fact] = {}
     swelling = {"entire_leg", "calf", "oedema"} & set(wells.items)
     if "tenderness" in wells.items and swelling:
-        points.append(("Clinical signs of DVT", 3, wells.items["tenderness"]))
+        scored["dvt_signs"] = wells.items["tenderness"]
     kinds = dict(features)
     if "tachycardia" in kinds:
-        points.append(("Heart rate > 100/min", 1.5, kinds["tachycardia"]))
+        scored["heart_rate"] = kinds["tachycardia"]
     recent_surgery = record.procedures_within("major-surgery", t["surgery_within_days_pe"])
     immobile = record.findings("bedridden", t["symptom_observation_within_days"],
                                t["symptom_observation_within_days"])
     if recent_surgery or immobile:
-        points.append(("Immobilisation > 3 days or surgery in the previous 4 weeks", 1.5,
-                       (recent_surgery or immobile)[0]))
+        scored["immobilisation"] = (recent_surgery or immobile)[0]
     previous = (record.history("dvt") + record.history("dvt-history")
                 + record.history("pe") + record.history("pe-history"))
     if previous:
-        points.append(("Previous DVT or PE", 1.5, previous[0]))
+        scored["previous"] = previous[0]
     if "haemoptysis" in kinds:
-        points.append(("Haemoptysis", 1, kinds["haemoptysis"]))
+        scored["haemoptysis"] = kinds["haemoptysis"]
     cancer = active_cancer(record, t)
     if cancer:
-        points.append(("Malignancy (treatment within 6 months or palliative)", 1, cancer))
-    score = sum(p for _, p, _ in points)
-    rows = ["| PE Wells item | Points | Evidence |", "|---|---|---|"]
-    rows += [f"| {text} | {p:g} | {fact.evidence().markdown() if fact else ''} |" for text, p, fact in points]
-    rows.append(f"| **Total** | **{score:g}** | |")
-    evidence = [Evidence(f"PE feature: {name}", fact.reference, fact.day,
-                         str(fact.quantity) if fact.quantity else None) for name, fact in features]
+        scored["cancer"] = cancer
+    table = ScoreTable("wells-pe", "PE Wells score (two-level, NICE NG158)", "PE Wells", tuple(
+        ScoreItem(key, text, short, points,
+                  evidence=scored[key].evidence(points=points) if key in scored else None,
+                  judgement=key == "alternative", named=key == "dvt_signs")
+        for key, text, short, points in PE_WELLS_ITEMS
+    ), t["pe_wells_likely_above"], strict=True)
+    score = table.score
+    evidence = [fact.evidence() for _, fact in features]
     return Finding(
         topic="pe-suspected",
         evidence=tuple(evidence),
@@ -70,8 +82,9 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
         values={
             "pe_score": f"{score:g}",
             "pe_features": ", ".join(name for name, _ in features),
-            "score_table": "\n".join(rows),
+            "score_table": table.markdown(),
         },
+        tables=(table,),
         not_documented=("Alternative diagnosis less likely than PE (clinical judgement, 3 points)",),
         thresholds=("pe_wells_likely_above", "tachycardia_above_per_min", "hypoxaemia_below_percent",
                     "surgery_within_days_pe", "vitals_within_hours"),

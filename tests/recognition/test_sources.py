@@ -108,7 +108,13 @@ def test_notes_and_the_visit_reason_over_http(client: FlaskClient, caplog: pytes
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     cards = {c["source"]["topic"]["code"]: c for c in response.get_json()["cards"]}
     assert cards["dvt-likely"]["indicator"] == "critical"
-    assert "DocumentReference/" in cards["dvt-likely"]["detail"], "the note is cited"
+    # the card names the finding in words; the note behind it, with its sentence, is on the companion page
+    link = next(link["url"] for link in cards["dvt-likely"]["links"] if "/companion/" in link["url"])
+    assert client.application.extensions["cds"].store.flush()
+    snapshot = client.get(link.replace("/companion/?", "/companion/api/evaluation?")).get_json()
+    cited = [item["evidence"] for card in snapshot["cards"] if card["topic"] == "dvt-likely"
+             for item in card["table"]["items"] if item["state"] == "documented"]
+    assert any(e["reference"].startswith("DocumentReference/") and e.get("quote") for e in cited), "the note is cited"
     assert secret not in caplog.text and "swollen" not in caplog.text, "notes are never logged"
 
 

@@ -93,8 +93,9 @@ def _needs_install(server_dir: Path) -> bool:
 class FhirTestServer:
     """The Node FHIR test server as a child process on 127.0.0.1 and a free port."""
 
-    def __init__(self, *, startup_timeout: float = 30.0, server_dir: Path = SERVER_DIR) -> None:
+    def __init__(self, *, startup_timeout: float = 30.0, server_dir: Path = SERVER_DIR, port: int = 0) -> None:
         self.startup_timeout = startup_timeout
+        self.requested_port = port  # 0: any free port
         self.server_dir = Path(server_dir)
         self.port: int | None = None
         self.startup_seconds: float | None = None  # last start: spawn until LISTENING
@@ -123,7 +124,7 @@ class FhirTestServer:
         started = time.monotonic()
         env = {**os.environ, "FHIR_TEST_EXIT_ON_STDIN_CLOSE": "1"}
         self._proc = subprocess.Popen(
-            [str(node), "server.mjs", "0"],
+            [str(node), "server.mjs", str(self.requested_port)],
             cwd=self.server_dir,
             env=env,
             stdin=subprocess.PIPE,  # closed when this process dies: the server then exits too

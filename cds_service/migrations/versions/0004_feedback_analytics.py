@@ -3,11 +3,9 @@ whether a feedback item had a comment (kept when the retention purge clears the 
 the times the dashboard and the purge select by.
 
 Additive only (nullable columns, indexes): the previous version keeps running during a rolling update.
-Follows 0002, main's head when it was written; the companion page's 0003 (branch `view`) is merged
-separately: whichever is merged second takes the other as its `down_revision`.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-05
 """
 
@@ -17,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
