@@ -11,10 +11,11 @@ from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
+from .analytics import suggestion_orders
 from .companion import PendingLink
 from .companion.snapshot import build_snapshot
 from .errors import BadRequest, PayloadTooLarge, StoreUnavailable, UnknownService, UnsupportedHook
-from .feedback_store import StoreUnavailableError
+from .feedback_store import ShownContext, StoreUnavailableError
 from .gc_pause import gc_paused
 from .prefetch import resolve
 from .render import CompanionLink
@@ -113,9 +114,15 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
         body = build_snapshot(evaluation.record, evaluation.findings, cards, runtime.knowledge,
                               runtime.companion.perc)
         snapshot = runtime.companion.snapshot(link, body)
-    # queued, written in the background with the companion page's snapshot: the answer never waits for
+    # queued, written in the background with the companion page's snapshot and what the analytics need (a
+    # keyed hash of the patient, never the id; the knowledge version; the orders): the answer never waits for
     # the database (feedback_store/recorder.py)
-    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, snapshot)
+    hasher = runtime.patient_hasher
+    recorded = ShownContext(
+        patient_key=hasher(context.patientId, g.get("client_iss")) if hasher is not None and shown else None,
+        knowledge_version=runtime.knowledge.version,
+        suggestions=suggestion_orders(cards, evaluation.findings, runtime.analytics) if runtime.analytics else None)
+    runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, snapshot, context=recorded)
     for _, topic, indicator in shown:
         metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]

@@ -15,6 +15,8 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics
+from .analytics.views import PREFIX as DASHBOARD_PREFIX
+from .analytics.views import bp as dashboard_bp
 from .api import bp, json_response
 from .auth import AuthenticationFailed
 from .build_info import record_build_info
@@ -28,8 +30,9 @@ from .tracing import configure_tracing
 log = logging.getLogger("cds_service")
 access_log = logging.getLogger("cds_service.access")
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
-# The companion page is opened by a clinician's browser, not a CDS client: its signed reference is its key
-UNAUTHENTICATED_PREFIXES = ("/companion/",)
+# Opened by people, not CDS clients: the companion page's signed reference is its key; the dashboard has its
+# own token (or a proxy in front), and answers 404 when it is off
+UNAUTHENTICATED_PREFIXES = ("/companion/", DASHBOARD_PREFIX)
 MANAGEMENT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # A request id taken from the client (or the front) only if it is short and plain; else a new one.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -56,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.register_blueprint(bp)
     app.register_blueprint(companion_bp)
+    app.register_blueprint(dashboard_bp)
     _install_request_id(app)
     _install_management_port(app, settings.management_port)
     _install_request_log(app)  # before auth, so its timer also covers refused JWTs

@@ -1,6 +1,6 @@
 """Command line: `knee-cds serve`, `knee-cds evaluate FILE` (offline evaluation for review), the test
 kit's `knee-cds test` and `knee-cds diff` (cds_service/casekit), and `knee-cds db
-upgrade|current|downgrade|revision` (schema migrations of the store)."""
+upgrade|current|downgrade|revision|purge` (schema migrations of the store, the retention purge)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -21,6 +21,10 @@ from .evaluation import Evaluation, Evaluator, load_catalog
 from .fhir_client import bundle_resources
 from .knowledge import KnowledgeError
 from .render import CardSource, evidence_of
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .feedback_store import StoreOptions
 
 
 def _resources_and_patient(document: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
@@ -112,6 +116,8 @@ def _db(args: argparse.Namespace) -> int:
         elif args.db_command == "downgrade":
             before, after = migrate.downgrade(engine, "-1")
             print(f"downgraded: {before} -> {after or '(none)'}")
+        elif args.db_command == "purge":
+            return _purge(settings, options)
         else:
             return _new_revision(args)
     except SchemaError as exc:
@@ -122,6 +128,24 @@ def _db(args: argparse.Namespace) -> int:
         return 1
     finally:
         engine.dispose()
+    return 0
+
+
+def _purge(settings: Settings, options: StoreOptions) -> int:
+    """The retention purge once, now (CDS_RETENTION_DAYS, CDS_COMMENT_RETENTION_DAYS): for a cron job, or
+    before a backup leaves the building."""
+    from .feedback_store import FeedbackStore, StoreUnavailableError
+
+    store = FeedbackStore(settings.database_url, options, migrate_schema=False)
+    try:
+        done = store.purge(settings.retention_days, settings.comment_retention_days)
+    except StoreUnavailableError as exc:
+        print(f"knee-cds: purge not done: store {exc.reason}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"purged (retention {settings.retention_days} days, comments {settings.comment_retention_days} days): "
+          + ", ".join(f"{step} {count}" for step, count in done.items()))
     return 0
 
 
@@ -171,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     upgrade.add_argument("revision", nargs="?", default="head")
     db_commands.add_parser("current", help="print the schema revision of the database and the newest known")
     db_commands.add_parser("downgrade", help="downgrade the schema by one revision")
+    db_commands.add_parser("purge", help="clear comments and delete rows older than the retention (CDS_RETENTION_DAYS)")
     revision = db_commands.add_parser("revision", help="(developers) write a new revision from schema.py")
     revision.add_argument("-m", "--message", required=True)
     db.set_defaults(handler=_db)

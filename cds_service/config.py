@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
+DASHBOARD_TOKEN_MIN_CHARS = 32
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,15 @@ class Settings:
     cards_shown_queue: int = 10_000
     replay_store: str = "database"
     replay_timeout: float = 0.5
+    # --- feedback analytics: the dashboard (off by default), the patient hash, retention ---
+    dashboard: bool = False
+    dashboard_token: str = field(default="", repr=False)
+    dashboard_token_file: str = ""
+    dashboard_trust_proxy: bool = False
+    dashboard_query_timeout: float = 10.0
+    patient_hash_key_file: str = ""
+    retention_days: int = 90
+    comment_retention_days: int = 90
     # --- operations ---
     management_port: int = 0
     build_commit: str = "unknown"
@@ -121,12 +131,32 @@ class Settings:
             raise ConfigError("CDS_DATABASE_POOL_SIZE and CDS_CARDS_SHOWN_QUEUE must be at least 1")
         if not (self.replay_store in {"memory", "database"} or self.replay_store.startswith(("redis://", "rediss://"))):
             raise ConfigError("CDS_REPLAY_STORE must be 'memory', 'database' or a redis:// or rediss:// URL")
+        self._validate_dashboard()
+        if self.retention_days < 0 or self.comment_retention_days < 0:
+            raise ConfigError("CDS_RETENTION_DAYS and CDS_COMMENT_RETENTION_DAYS must not be negative (0: keep)")
         if not 0 <= self.management_port <= 65535:
             raise ConfigError(f"CDS_MANAGEMENT_PORT is not a port: {self.management_port}")
         if not self.cards_dir.is_dir():
             raise ConfigError(f"CDS_CARDS_DIR is not a directory: {self.cards_dir}")
         return self
 
+
+    def _validate_dashboard(self) -> None:
+        """The dashboard shows clinical-safety data: in production it needs a token or an authenticating
+        proxy in front (CDS_DASHBOARD_TRUST_PROXY=on), whether or not it is on yet."""
+        if self.dashboard_token and self.dashboard_token_file:
+            raise ConfigError("set CDS_DASHBOARD_TOKEN or CDS_DASHBOARD_TOKEN_FILE, not both")
+        if self.dashboard_token and len(self.dashboard_token) < DASHBOARD_TOKEN_MIN_CHARS:
+            raise ConfigError(f"CDS_DASHBOARD_TOKEN must be at least {DASHBOARD_TOKEN_MIN_CHARS} characters "
+                              "(e.g. `openssl rand -base64 33`)")
+        if self.dashboard_query_timeout <= 0:
+            raise ConfigError("CDS_DASHBOARD_QUERY_TIMEOUT must be positive")
+        protected = self.dashboard_token or self.dashboard_token_file or self.dashboard_trust_proxy
+        if self.dashboard and self.production and not self.allow_insecure_dev and not protected:
+            raise ConfigError(
+                "CDS_DASHBOARD=on in production mode needs CDS_DASHBOARD_TOKEN (or CDS_DASHBOARD_TOKEN_FILE), or "
+                "CDS_DASHBOARD_TRUST_PROXY=on behind an authenticating reverse proxy (see README, Feedback analytics)"
+            )
 
     def _validate_public_base_url(self) -> None:
         """CDS_PUBLIC_BASE_URL is the JWT audience's base: required (and https) in production, so that
@@ -184,6 +214,11 @@ _CONVERTERS: dict[str, Any] = {
     "replay_timeout": float,
     "management_port": int,
     "otel_enabled": _as_bool,
+    "dashboard": _as_bool,
+    "dashboard_trust_proxy": _as_bool,
+    "dashboard_query_timeout": float,
+    "retention_days": int,
+    "comment_retention_days": int,
 }
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "BUILD_INFO",
     "CARDS",
     "CARDS_SHOWN_NOT_RECORDED",
+    "DASHBOARD_REJECTIONS",
     "FEEDBACK_ITEMS",
     "FEEDBACK_STORE_ERRORS",
     "FHIR_FETCH_FAILURES",
@@ -49,6 +50,7 @@ __all__ = [
     "PREFETCH_KEYS",
     "PREFETCH_SOURCES",
     "REQUESTS",
+    "RETENTION_PURGED",
     "STORE_LATENCY",
     "STORE_UP",
     "multiprocess_enabled",
@@ -135,7 +137,8 @@ STORE_UP = Gauge(
 )
 STORE_LATENCY = Histogram(
     "cds_store_operation_duration_seconds",
-    "Duration of store operations that succeeded: record_shown (background), add_feedback, summary, replay.",
+    "Duration of store operations that succeeded: record_shown (background), add_feedback, summary, replay, "
+    "analytics (the dashboard's read), purge (one batch of the retention purge).",
     ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
 )
@@ -143,6 +146,17 @@ CARDS_SHOWN_NOT_RECORDED = Counter(
     "cds_cards_shown_not_recorded",
     "Cards returned whose record could not be written (they were still returned), by reason: "
     "queue_full (the store is slow or down), store_error (the write failed), shutdown (not drained in time).",
+    ["reason"],
+)
+RETENTION_PURGED = Counter(
+    "cds_retention_purged_rows",
+    "Rows the retention purge cleared or deleted, by step: comments (cleared), feedback_on_old_cards, "
+    "old_feedback, old_cards (deleted).",
+    ["step"],
+)
+DASHBOARD_REJECTIONS = Counter(
+    "cds_dashboard_rejections",
+    "Dashboard requests refused, by reason (missing_token, wrong_token, not_loopback).",
     ["reason"],
 )
 JWKS_FETCHES = Counter(

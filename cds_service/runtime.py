@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from . import metrics
+from .analytics import AnalyticsConfig, PatientHasher, PatientKeyError, load_analytics_config
+from .analytics.dashboard import Dashboard
 from .auth import GuardedReplayCache, InMemoryReplayCache, JwtVerifier, RedisReplayCache, ReplayCache, create_verifier
 from .companion import Companion
 from .config import ConfigError, Settings
@@ -39,11 +41,20 @@ class Runtime:
     verifier: JwtVerifier | None
     openapi: bytes
     companion: Companion | None = None
+    analytics: AnalyticsConfig | None = None
+    patient_hasher: PatientHasher | None = None   # None: no patient hash recorded (production without a key)
+    dashboard: Dashboard | None = None            # None: the dashboard is off
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
         """Load everything; KnowledgeError or TrustConfigError stop start-up with a clear message."""
         knowledge = load_catalog(settings.cards_dir)
+        analytics = load_analytics_config(settings.cards_dir, knowledge)  # checked even with the dashboard off
+        try:
+            patient_hasher = PatientHasher.load(settings)
+        except PatientKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        dashboard = Dashboard.load(settings, analytics)
         store = open_store(settings)
         verifier = None
         if settings.auth == "required":
@@ -63,6 +74,9 @@ class Runtime:
             verifier=verifier,
             openapi=OPENAPI_PATH.read_bytes(),
             companion=Companion.load(settings),
+            analytics=analytics,
+            patient_hasher=patient_hasher,
+            dashboard=dashboard,
         )
 
     def too_deep(self, body: Any) -> bool:
@@ -102,6 +116,8 @@ def open_store(settings: Settings) -> FeedbackStore:
         store.start()
     except (SchemaTooNew, StoreConfigError) as exc:
         raise ConfigError(str(exc)) from None
+    if not settings.extra.get("TESTING"):  # tests purge by hand, at the times they choose
+        store.start_retention(settings.retention_days, settings.comment_retention_days)
     reference = weakref.ref(store)
     atexit.register(_close_store, reference)  # a gunicorn worker exiting drains its queue of cards shown
     return store

@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,10 +34,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import metrics
 from ..wire import FeedbackItem
-from . import migrate
+from . import analytics, migrate
 from .bounded import BoundedCalls, CallTimedOut
 from .engine import StoreOptions, make_engine
 from .recorder import ShownRecorder
+from .rows import AnalyticsRows
 from .schema import cards_shown, evaluation_snapshots, feedback, metadata
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,16 @@ class StoreUnavailableError(RuntimeError):
         super().__init__(reason)
         self.reason = reason
         self.never_ran = never_ran
+
+
+@dataclass(frozen=True)
+class ShownContext:
+    """What the analytics need of a hook call besides its cards: a keyed hash of the patient (never the
+    id), the knowledge version, and per card the order key of each suggestion uuid."""
+
+    patient_key: str | None = None
+    knowledge_version: str | None = None
+    suggestions: Mapping[str, Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,8 @@ class FeedbackStore:
         self._prepared = False
         self._ping_running = threading.Lock()
         self._schema_error: str | None = None
+        self._stopping = threading.Event()
+        self._purger: threading.Thread | None = None
         self.state = UNREACHABLE
         metrics.STORE_UP.set(0)
 
@@ -129,6 +143,7 @@ class FeedbackStore:
     def close(self, drain_timeout: float = 5.0) -> None:
         """Write what is queued (for at most `drain_timeout` s), then release the connections."""
         deadline = time.monotonic() + drain_timeout
+        self._stopping.set()
         left = self._recorder.close(drain_timeout)
         if left:
             log.warning("shutdown: %d batch(es) of cards shown were not recorded", left)
@@ -234,28 +249,33 @@ class FeedbackStore:
     # ---- cards shown ---------------------------------------------------------------------
 
     def record_shown(self, service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
-                     snapshot: Snapshot | None = None) -> bool:
+                     snapshot: Snapshot | None = None, *, context: ShownContext | None = None) -> bool:
         """Queue (uuid, topic, indicator) of the cards just returned, with the companion page's snapshot of
-        this evaluation (written in the same transaction); never waits for the database."""
-        return self._recorder.submit(self._shown_rows(service_id, hook_instance, cards, snapshot))
+        this evaluation (written in the same transaction) and what the analytics need of the call
+        (`context`); never waits for the database."""
+        return self._recorder.submit(self._shown_rows(service_id, hook_instance, cards, snapshot, context))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the cards shown queued so far are written (tests, shutdown)."""
         return self._recorder.flush(timeout)
 
     def remember_cards(self, service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
-                       snapshot: Snapshot | None = None) -> None:
+                       snapshot: Snapshot | None = None, *, context: ShownContext | None = None) -> None:
         """Record the cards shown now, synchronously (the background writer's path, and tools)."""
-        self._write_shown(self._shown_rows(service_id, hook_instance, cards, snapshot))
+        self._write_shown(self._shown_rows(service_id, hook_instance, cards, snapshot, context))
 
     @staticmethod
     def _shown_rows(service_id: str, hook_instance: str, cards: Iterable[tuple[str, str, str]],
-                    snapshot: Snapshot | None = None) -> list[dict[str, Any]]:
-        """Rows of cards_shown; the snapshot's row rides on the first (key `snapshot`), so that a lost batch
-        counts cards, not rows."""
+                    snapshot: Snapshot | None = None, context: ShownContext | None = None) -> list[dict[str, Any]]:
+        """Rows of cards_shown, with the analytics' columns; the snapshot's row rides on the first (key
+        `snapshot`), so that a lost batch counts cards, not rows."""
         now = datetime.now(UTC)
+        context = context or _NO_CONTEXT
+        suggestions = context.suggestions or {}
         rows = [{"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "indicator": indicator,
-                 "hook_instance": _storable(hook_instance), "shown_at": now}
+                 "hook_instance": _storable(hook_instance), "shown_at": now,
+                 "patient_key": context.patient_key, "knowledge_version": context.knowledge_version,
+                 "suggestions": suggestions.get(card_uuid)}
                 for card_uuid, topic, indicator in cards]
         if snapshot is not None and rows:
             rows[0]["snapshot"] = {"snapshot_id": snapshot.snapshot_id, "service_id": service_id,
@@ -338,6 +358,7 @@ class FeedbackStore:
             "override_code": _storable(reason.code) if reason else None,
             "override_system": _storable(reason.system) if reason else None,
             "user_comment": _storable(item.overrideReason.userComment) if item.overrideReason else None,
+            "has_comment": bool(item.overrideReason and item.overrideReason.userComment),
             "outcome_timestamp": _storable(item.outcomeTimestamp),
             "received_at": datetime.now(UTC),
         }
@@ -362,6 +383,72 @@ class FeedbackStore:
             items.append((row["outcome"], result))
         return FeedbackResult(received=len(rows), stored=stored,
                               unmatched=sum(1 for _, result in items if result == "unmatched"), items=tuple(items))
+
+    # ---- analytics and retention ---------------------------------------------------------
+
+    def analytics_rows(self, service_id: str, since: datetime, until: datetime, lookback: timedelta,
+                       timeout: float | None = None) -> AnalyticsRows:
+        """The rows the measures of [since, until) need (`analytics.read_rows`), within `timeout` s
+        (default CDS_DATABASE_TIMEOUT; on PostgreSQL also the statement timeout of this read)."""
+        budget = self.options.timeout if timeout is None else timeout
+
+        def read() -> AnalyticsRows:
+            self._ensure_prepared()
+            with self.engine.begin() as connection:
+                return analytics.read_rows(connection, service_id, since, until, lookback,
+                                           statement_timeout_ms=int(budget * 1000))
+
+        return self._call(read, budget, operation="analytics")
+
+    def purge(self, retention_days: int, comment_retention_days: int, now: datetime | None = None,
+              batch: int = analytics.PURGE_BATCH) -> dict[str, int]:
+        """Clear comments received before `comment_retention_days`, delete cards shown and feedback older
+        than `retention_days` (0: keep), in batches of `batch` rows, each under the store's deadline.
+        Returns the rows cleared or deleted per step; StoreUnavailableError if the store fails."""
+        current = analytics.as_utc_now(now)
+        done: dict[str, int] = {}
+        for step, cutoff in analytics.cutoffs(current, retention_days, comment_retention_days).items():
+            done[step] = 0
+            if cutoff is None:
+                continue
+            while True:
+                count = self._call(lambda s=step, c=cutoff: self._purge_batch(s, c, batch), operation="purge")
+                done[step] += count
+                metrics.RETENTION_PURGED.labels(step=step).inc(count)
+                if count < batch:
+                    break
+        return done
+
+    def _purge_batch(self, step: str, cutoff: datetime, batch: int) -> int:
+        self._ensure_prepared()
+        with self.engine.begin() as connection:
+            return analytics.purge_step(connection, step, cutoff, batch)
+
+    def start_retention(self, retention_days: int, comment_retention_days: int, interval: float = 3600.0,
+                        first_delay: float = 60.0) -> None:
+        """Purge every `interval` s (the first after `first_delay` s, each spread by up to 10 %) in a daemon
+        thread of this worker until `close()`; a purge that fails is logged and tried at the next turn.
+        Several workers and replicas purging alike is harmless: the deletes are idempotent."""
+        if (retention_days <= 0 and comment_retention_days <= 0) or self._purger is not None:
+            return
+
+        def run() -> None:
+            delay = first_delay
+            while not self._stopping.wait(delay * (1 + random.random() / 10)):
+                delay = interval
+                try:
+                    done = self.purge(retention_days, comment_retention_days)
+                except StoreUnavailableError as exc:
+                    log.warning("retention purge not done: store %s", exc.reason)
+                    continue
+                except SQLAlchemyError as exc:
+                    log.warning("retention purge failed: %s", type(exc).__name__)
+                    continue
+                if any(done.values()):
+                    log.info("retention purge", extra={"event": "retention_purge", "purged": done})
+
+        self._purger = threading.Thread(target=run, name="retention-purge", daemon=True)
+        self._purger.start()
 
     def summary(self, service_id: str) -> dict[str, Any]:
         """Per topic: cards shown, accepted, overridden, override reasons; StoreUnavailableError if down."""
@@ -410,6 +497,9 @@ class FeedbackStore:
                 item["acceptanceRate"] = round(item["accepted"] / answered, 3)
             result.append(item)
         return {"service": service_id, "topics": result, "unmatchedFeedback": int(unmatched or 0)}
+
+
+_NO_CONTEXT = ShownContext()
 
 
 def _is_permanent(exc: SQLAlchemyError) -> bool:
