@@ -58,7 +58,8 @@ class ResourceValidator:
             if nested_deeper_than(projection, self._max_depth):
                 raise ValueError(f"nested deeper than {self._max_depth} levels")
             get_fhir_model_class(resource_type).model_validate(projection)
-        except (ValidationError, ValueError, TypeError, KeyError) as exc:
+        except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # AttributeError: fhir_core's Url validator calls str methods on a non-string (`"url": 1`)
             count = exc.error_count() if isinstance(exc, ValidationError) else 1
             log.info("skipped invalid resource %s: %d validation problem(s)", resource_type, count)
             return count
