@@ -36,12 +36,35 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
+READ_CHUNK_BYTES = 64 * 1024
+
+
+def read_body(stream: Any, content_length: int | None, limit: int) -> bytes:
+    """The request body, at most `limit` + 1 bytes, in buffers the size of what arrives.
+
+    `stream.read(limit + 1)` allocates a buffer of the whole limit (16 MB) for every request, whatever
+    its size (werkzeug's LimitedStream is an io.RawIOBase): the declared length is read as such, a body
+    without one (chunked) in pieces until it ends or passes the limit.
+    """
+    if content_length is not None:
+        return stream.read(min(content_length, limit + 1))  # type: ignore[no-any-return]
+    pieces: list[bytes] = []
+    size = 0
+    while size <= limit:
+        piece = stream.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
+
+
 def _json_body() -> Any:
     """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
     PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
     limit = _runtime().settings.max_body_bytes
     try:
-        raw = request.stream.read(limit + 1)
+        raw = read_body(request.stream, request.content_length, limit)
     except HTTPException:  # 413 from the Content-Length (MAX_CONTENT_LENGTH): answered as such
         raise
     except Exception as exc:  # the server's body reader refused the framing (a bad chunk size) or the client left
