@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -59,7 +60,7 @@ def read_body(stream: Any, content_length: int | None, limit: int) -> bytes:
     return b"".join(pieces)
 
 
-def _json_body() -> Any:
+def _json_body(decode: Callable[[bytes], Any] = orjson.loads) -> Any:
     """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
     PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
     limit = _runtime().settings.max_body_bytes
@@ -75,7 +76,7 @@ def _json_body() -> Any:
     if not raw:
         raise BadRequest("the request body is empty; a JSON object is required")
     try:
-        body = orjson.loads(raw)
+        body = decode(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
     runtime = _runtime()
@@ -106,7 +107,7 @@ def invoke(service_id: str) -> Response:
 
 
 def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
-    cds_request = parse_model(CdsRequest, _json_body(), "CDS Hooks request")
+    cds_request = parse_model(CdsRequest, _json_body(runtime.hook_bodies.decode), "CDS Hooks request")
     g.hook_instance = cds_request.hook_instance_label
     definition = runtime.knowledge.service
     if cds_request.hook != definition.hook:
