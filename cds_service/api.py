@@ -124,7 +124,7 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
                    attachment_urls=runtime.evaluator.note_attachment_urls)
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
-        metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
+        metrics.bound(metrics.PREFETCH_KEYS, key, source).inc()
     resources = [r for group in data.resources.values() for r in group]
     link = _companion_link(runtime)
     evaluation = runtime.evaluator.evaluate(
@@ -148,7 +148,7 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
         suggestions=suggestion_orders(cards, evaluation.findings, runtime.analytics) if runtime.analytics else None)
     runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, snapshot, context=recorded)
     for _, topic, indicator in shown:
-        metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
+        metrics.bound(metrics.CARDS, topic, indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
     if evaluation.record.unread:
         log.info("evaluation left %d record item(s) unread", len(evaluation.record.unread))
