@@ -24,10 +24,19 @@ PARSING_BARE = "bare Flask + orjson parse"
 DESIGN = """\
 What the service does to stay fast (the figures above show the effect; the code says how):
 
-- **Validate only what is read.** Resources are selected by type, status and a code of a known concept
-  without any model; of those, only the elements the rules read (`READ_ELEMENTS` in
-  `cds_service/recognition/validation.py`) are validated with the `fhir.resources` R4B model. A Synthea Patient
-  with a dozen extensions is validated as `{id, birthDate, gender}`.
+- **Validate only what becomes evidence.** A resource is validated only when it gives a statement
+  the rules read (a known code, a matched text); of it, only the elements the rules read
+  (`READ_ELEMENTS` in `cds_service/recognition/validation.py`). A Synthea Patient with a dozen
+  extensions is validated as `{id, birthDate, gender}`.
+- **A quick check before the model** (`cds_service/recognition/shapes.py`): built at start-up from the
+  `fhir.resources` models' own metadata (element types, cardinality, required elements, choice
+  groups), it vouches only for the plainest shapes (no extension, full calendar dates, printable
+  codes) and sends everything else to the model, so every verdict is the model's;
+  `tests/recognition/test_shapes.py` compares both on the real records and thousands of mutations.
+- **Decode only what is read** (`cds_service/hook_body.py`): msgspec splits the body into its parts
+  without building them, orjson parses each resource (the same parser and values as before), and a
+  resource of a type the service does not read is kept as its type, id, subject and patient. The
+  body is read in its own size (a read of the 16 MB limit allocated that much for every call).
 - **Check nesting where Python recurses.** orjson refuses more than 1,024 levels anywhere; the
   request envelope and each resource about to be validated are checked against `CDS_MAX_JSON_DEPTH`.
   Walking the whole body cost more than parsing it.
@@ -41,7 +50,9 @@ What the service does to stay fast (the figures above show the effect; the code 
   `synchronous_commit=off`), so a slow or hung database never delays a card (section 4); feedback
   still waits for its commit to reach the disk.
 - **Nothing per request that can be done once**: code lists, card texts, concept index, FHIR model
-  schemas and the OpenAPI document are loaded and warmed up when a worker starts.
+  schemas, the quick checks and the OpenAPI document are loaded and warmed up when a worker starts;
+  the hot path's metric children are bound once per process (`metrics.bound`), and the JSON access
+  line escapes only the atoms its format names.
 
 The throughput target compares the service with an endpoint that does not read its input. The
 diagnostic row measures what parsing the body alone costs against that baseline (quoted in the target
@@ -64,14 +75,19 @@ count of workers and threads, one configuration after the other: wrk at 10 conne
 call then the large record, with the server's CPU (master and workers, user and system, from /proc)
 per request."""
 SWEEP_READING = """\
-How to read it: the work is CPU-bound Python, so one worker runs one call at a time whatever its
-threads (the GIL); threads only overlap a call's waits (the FHIR fallback fetch, note attachments,
-the client's socket). Two cores give two workers' worth of CPU: more workers than cores add context
-switches and memory (each worker holds the code lists, the FHIR models and the clinical text reader,
-about 300 MB) without adding throughput; fewer threads per worker make a large record queue in front
-of typical calls. The shipped default stays at the core count of workers with a few threads each
-unless a row above beats it clearly in the same run; the machine is shared, so differences of a few
-percent between rows are noise."""
+Why the shipped default is what it is: the work is CPU-bound Python, so a worker runs one call at a
+time whatever its threads (the GIL), and two cores give two workers' worth of CPU. More workers than
+cores add context switches and memory (each worker holds the code lists, the FHIR models and the
+clinical text reader) without adding throughput. Fewer threads cost less CPU per call (fewer GIL
+hand-offs between threads that all want to compute), which is why fewer threads can lead the
+typical column; but a thread is also what waits on I/O inside a call: the FHIR fallback fetch when the EHR
+does not prefetch (about half a second per call in section 3) and note attachments fetched by URL.
+With one thread, a worker waiting on FHIR answers nobody; with four, three calls can wait while one
+computes. `BufferingWorker` reads every request whole in its event loop, so threads are not held by
+slow clients (docs/reliability.md measured the slow-client probes with 2 × 4). The default stays
+2 workers × 4 threads (`CDS_WORKERS`, `CDS_THREADS`) unless a row beats it by more than the noise
+between repeated runs of the same row on this shared machine (±15 % seen); fewer threads
+(`CDS_THREADS=2`) suit a deployment where every call comes with its prefetch."""
 CONNECTIONS = (1, 10, 50)
 DEFAULT_OUTPUT = data.ROOT / "docs" / "performance.md"
 
