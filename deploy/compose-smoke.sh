@@ -33,11 +33,13 @@ if [ ! -s deploy/compose/db_password.txt ]; then
   "$PYTHON" -c 'import secrets; print(secrets.token_hex(24))' > deploy/compose/db_password.txt
   created+=(deploy/compose/db_password.txt)
 fi
-if [ ! -s deploy/compose/companion_key.txt ]; then
-  install -m 0644 /dev/null deploy/compose/companion_key.txt
-  "$PYTHON" -c 'import secrets; print(secrets.token_hex(32))' > deploy/compose/companion_key.txt
-  created+=(deploy/compose/companion_key.txt)
-fi
+for key in companion_key patient_hash_key; do
+  if [ ! -s "deploy/compose/$key.txt" ]; then
+    install -m 0644 /dev/null "deploy/compose/$key.txt"
+    "$PYTHON" -c 'import secrets; print(secrets.token_hex(32))' > "deploy/compose/$key.txt"
+    created+=("deploy/compose/$key.txt")
+  fi
+done
 if [ ! -f deploy/compose/trusted-issuers.yaml ]; then
   cp deploy/compose/trusted-issuers.example.yaml deploy/compose/trusted-issuers.yaml
   created+=(deploy/compose/trusted-issuers.yaml)

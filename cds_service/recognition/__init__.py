@@ -28,6 +28,7 @@ from .encounters import current_encounters, diagnosis_dates, read_encounter
 from .identity import other_patients
 from .notes import AttachmentContent, read_note, select_notes
 from .observations import ObservationReader, observation_time
+from .raw_json import listed
 from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
 from .statements import StatementReader
@@ -154,7 +155,7 @@ class Recognizer:
     def _coded_concepts(self, concept: Any) -> set[str]:
         found: set[str] = set()
         if isinstance(concept, Mapping):
-            for coding in concept.get("coding") or []:
+            for coding in listed(concept.get("coding")):
                 if isinstance(coding, Mapping) and isinstance(coding.get("system"), str) \
                         and isinstance(coding.get("code"), str):
                     found |= {e.concept for e in self.codes.lookup(coding["system"], coding["code"])}

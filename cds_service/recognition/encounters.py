@@ -13,7 +13,8 @@ from typing import Any
 
 from ..record.fhir_time import first_time
 from ..record.model import Fact
-from .reading import Reading, facts_from, label_of, reference_of
+from .raw_json import listed
+from .reading import Reading, facts_from, label_of, reference_of, status_of
 
 CURRENT_STATUSES = frozenset({"arrived", "triaged", "in-progress", "onleave"})
 SKIPPED_STATUSES = frozenset({"planned", "cancelled", "entered-in-error"})
@@ -25,7 +26,7 @@ def current_encounters(encounters: list[dict[str, Any]], encounter_id: str | Non
         named = {reference_of(e) for e in encounters if e.get("id") == encounter_id}
         if named:
             return named
-    return {reference_of(e) for e in encounters if e.get("status") in CURRENT_STATUSES}
+    return {reference_of(e) for e in encounters if status_of(e) in CURRENT_STATUSES}
 
 
 def diagnosis_dates(encounters: list[dict[str, Any]], current: set[str], now: datetime) -> dict[str, datetime]:
@@ -34,7 +35,7 @@ def diagnosis_dates(encounters: list[dict[str, Any]], current: set[str], now: da
     for encounter in encounters:
         if reference_of(encounter) not in current:
             continue
-        for diagnosis in encounter.get("diagnosis") or []:
+        for diagnosis in listed(encounter.get("diagnosis")):
             condition = diagnosis.get("condition") if isinstance(diagnosis, Mapping) else None
             target = condition.get("reference") if isinstance(condition, Mapping) else None
             if isinstance(target, str) and target.startswith("Condition/"):
@@ -44,12 +45,12 @@ def diagnosis_dates(encounters: list[dict[str, Any]], current: set[str], now: da
 
 def read_encounter(raw: dict[str, Any], reading: Reading, current: set[str]) -> list[Fact]:
     """The encounter's reasons (codes and text) and the text of diagnoses it names only by display."""
-    if raw.get("status") in SKIPPED_STATUSES:
+    if status_of(raw) in SKIPPED_STATUSES:
         return []
     reference = reference_of(raw)
     is_current = reference in current
     statements = reading.concept(raw.get("reasonCode") or [], reference)
-    for diagnosis in raw.get("diagnosis") or []:
+    for diagnosis in listed(raw.get("diagnosis")):
         condition = diagnosis.get("condition") if isinstance(diagnosis, Mapping) else None
         if isinstance(condition, Mapping) and not condition.get("reference"):
             statements += reading.text(condition.get("display"), reference)

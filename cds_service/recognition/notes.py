@@ -118,6 +118,7 @@ def note_text(raw: Mapping[str, Any], fetched: Mapping[str, AttachmentContent]) 
     reasons = []
     for attachment in _readable_first(raw):
         content_type = attachment.get("contentType")
+        content_type = content_type if isinstance(content_type, str) else None  # not validated yet
         data = attachment.get("data")
         try:
             if isinstance(data, str) and data:

@@ -21,6 +21,7 @@ from typing import Any
 from ..knowledge.answers import Answers
 from ..record.fhir_time import first_time
 from ..record.model import Fact
+from .raw_json import listed
 from .reading import Reading, facts_from, label_of, reference_of, status_of
 from .resources import excluded_result
 from .sides import body_site_side
@@ -37,7 +38,7 @@ def observation_time(raw: Mapping[str, Any]) -> datetime | None:
 
 def _codings(concept: Any) -> Iterable[tuple[str | None, str | None, str | None]]:
     if isinstance(concept, Mapping):
-        for coding in concept.get("coding") or []:
+        for coding in listed(concept.get("coding")):
             if isinstance(coding, Mapping):
                 yield coding.get("system"), coding.get("code"), coding.get("display")
 
@@ -98,7 +99,7 @@ class ObservationReader:
         if excluded_result(raw):
             return []
         reference = reference_of(raw)
-        parts = [_Part(raw, raw)] + [_Part(c, raw) for c in raw.get("component") or [] if isinstance(c, Mapping)]
+        parts = [_Part(raw, raw)] + [_Part(c, raw) for c in listed(raw.get("component")) if isinstance(c, Mapping)]
         facts: list[Fact] = []
         statements_seen: list[Statement] = []
         when = observation_time(raw)

@@ -10,6 +10,7 @@ from typing import Any
 from ..knowledge import Knowledge
 from ..record.model import Fact, Unread
 from .budget import BudgetLimits
+from .raw_json import listed
 from .sides import combine
 from .statements import Statement, StatementReader
 from .validation import ResourceValidator
@@ -21,7 +22,7 @@ SUSPECTED_VERIFICATION = frozenset({"provisional", "differential"})
 def status_code(concept: Any) -> str | None:
     """The first coding code of a raw CodeableConcept (status fields)."""
     if isinstance(concept, Mapping):
-        for coding in concept.get("coding") or []:
+        for coding in listed(concept.get("coding")):
             if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
                 return str(coding["code"])
     return None
@@ -40,7 +41,7 @@ def label_of(concept: Any, fallback: str) -> str:
         concept = next((c for c in concept if isinstance(c, Mapping)), None)
     if not isinstance(concept, Mapping):
         return fallback
-    codings = [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+    codings = [c for c in listed(concept.get("coding")) if isinstance(c, Mapping)]
     text = concept.get("text") or next((c.get("display") for c in codings if c.get("display")), None)
     code = next((c.get("code") for c in codings if c.get("code")), None)
     if text and code:

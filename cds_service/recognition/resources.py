@@ -8,6 +8,7 @@ from typing import Any
 
 from ..record.fhir_time import first_time
 from ..record.model import Fact
+from .raw_json import listed
 from .reading import (
     IGNORED_VERIFICATION,
     Reading,
@@ -50,7 +51,7 @@ def read_condition(raw: dict[str, Any], reading: Reading, encounter_dates: Mappi
 
 def _contained_medication(raw: Mapping[str, Any], reference: Mapping[str, Any]) -> Any:
     target = str(reference.get("reference") or "")
-    for contained in raw.get("contained") or []:
+    for contained in listed(raw.get("contained")):
         if isinstance(contained, Mapping) and target == f"#{contained.get('id')}":
             return contained.get("code")
     return {"text": reference.get("display")} if reference.get("display") else None

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .raw_json import listed
+
 # SNOMED CT laterality qualifier values (real-world-data.md; clinical-criteria.md §6.2)
 SNOMED = "http://snomed.info/sct"
 QUALIFIERS = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
@@ -45,7 +47,7 @@ def body_site_side(body_sites: Any, side_words: Mapping[str, str]) -> str | None
     for site in items:
         if not isinstance(site, Mapping):
             continue
-        codings = [c for c in site.get("coding") or [] if isinstance(c, Mapping)]
+        codings = [c for c in listed(site.get("coding")) if isinstance(c, Mapping)]
         coded = [QUALIFIERS.get(str(c.get("code"))) for c in codings if c.get("system") == SNOMED]
         if any(coded):
             sides += coded

@@ -17,6 +17,7 @@ from ..knowledge.codes import CodeEntry
 from ..record.model import Unread
 from .budget import TextBudget
 from .codes import CodeIndex
+from .raw_json import listed
 from .sides import side_in_words
 from .text import ClinicalText, Mention, TextNotRead
 
@@ -71,7 +72,7 @@ class StatementReader:
         displays: list[str] = []
         if not isinstance(concept, Mapping):
             return statements, displays
-        for coding in concept.get("coding") or []:
+        for coding in listed(concept.get("coding")):
             if not isinstance(coding, Mapping):
                 continue
             system, code, display = coding.get("system"), coding.get("code"), coding.get("display")

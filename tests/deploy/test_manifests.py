@@ -280,6 +280,20 @@ def test_production_database_password_and_ca_come_from_secrets(production: tuple
     assert "CHANGE-ME" in examples[0]["stringData"]["password"]
 
 
+@pytest.mark.parametrize(("setting", "secret_name"), [("CDS_COMPANION_KEY_FILE", "posterior-knee-cds-companion"),
+                                                     ("CDS_PATIENT_HASH_KEY_FILE", "posterior-knee-cds-patient-hash")])
+def test_production_keys_shared_by_every_replica_come_from_secrets(production: tuple[dict[str, Any], ...],
+                                                                   setting: str, secret_name: str) -> None:
+    cds = container(production, "cds")
+    path = {e["name"]: e.get("value") for e in cds["env"]}[setting]
+    pod = one(production, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in cds["volumeMounts"]}
+    mount = mounts[str(Path(path).parent)]
+    assert mount["readOnly"] is True and Path(path).name == "key"
+    assert volumes[mount["name"]]["secret"]["secretName"] == secret_name
+
+
 def test_production_migration_job(production: tuple[dict[str, Any], ...]) -> None:
     job = one(production, "Job")
     migrate = container(production, "migrate", kind="Job")
@@ -424,6 +438,15 @@ def test_compose_service(compose: dict[str, Any]) -> None:
     assert "command" not in cds, "the image's own command runs"
 
 
+@pytest.mark.parametrize("setting", ["CDS_COMPANION_KEY_FILE", "CDS_PATIENT_HASH_KEY_FILE"])
+def test_compose_hands_shared_keys_as_secret_files(compose: dict[str, Any], setting: str) -> None:
+    cds = compose["services"]["cds"]
+    source = cds["environment"][setting].removeprefix("/run/secrets/")
+    assert source in {s["source"] for s in cds["secrets"]}
+    assert compose["secrets"][source]["file"].startswith("./deploy/compose/")
+
+
 def test_compose_secret_files_are_git_ignored() -> None:
     ignored = (REPO / "deploy" / "compose" / ".gitignore").read_text(encoding="utf-8").split()
     assert "db_password.txt" in ignored and "trusted-issuers.yaml" in ignored
+    assert "companion_key.txt" in ignored and "patient_hash_key.txt" in ignored
