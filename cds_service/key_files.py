@@ -8,9 +8,11 @@ needs it is off (the caller says which, at start-up). An unreadable or short fil
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from .config import ConfigError, Settings
@@ -52,11 +54,18 @@ def _development_key_path(settings: Settings, name: str) -> Path:
 
 
 def _create_key(path: Path) -> None:
-    """Write a random key once; a worker racing to do the same keeps the first one."""
+    """Write a random key once; a worker racing to do the same keeps the first one. The key is written
+    whole to a file of its own and then linked into place, so a worker that loses the race never reads
+    a file the winner has created but not yet written (it failed to boot: "the key must be at least 32
+    bytes")."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
+    descriptor, draft = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as handle:  # mkstemp: mode 0o600
+            handle.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):  # another worker linked its key first: that one is kept
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
