@@ -136,6 +136,11 @@ class HookBodyDecoder:
         return found
 
     def _resource(self, resource: Any) -> Any:
-        if type(resource) is not dict or resource.get("resourceType") in self.read_types:
+        """A resource of a type nobody reads cut to what the patient check reads; anything else (a read
+        type, not an object, a resourceType that is not a string, which nobody reads either) as it is."""
+        if type(resource) is not dict:
+            return resource
+        kind = resource.get("resourceType")
+        if type(kind) is not str or kind in self.read_types:
             return resource
         return {key: resource[key] for key in KEPT_OF_UNREAD if key in resource}

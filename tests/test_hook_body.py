@@ -63,7 +63,8 @@ def projected(body: Any) -> Any:
             for index, entry in enumerate(value.get("entry", [])):
                 entry = {k: v for k, v in entry.items() if k in ENTRY_KEPT}
                 resource = entry.get("resource")
-                if isinstance(resource, dict) and resource.get("resourceType") not in READ_TYPES:
+                kind = resource.get("resourceType") if isinstance(resource, dict) else None
+                if isinstance(kind, str) and kind not in READ_TYPES:
                     entry["resource"] = {k: resource[k] for k in KEPT_OF_UNREAD if k in resource}
                 value["entry"][index] = entry
             body["prefetch"][key] = value
@@ -174,6 +175,9 @@ UNEXPECTED = {
     "entry not a list": _with_bundle(entry={"resource": {}}),
     "a second resourceType in a Bundle": _with_bundle(resourceType="Patient"),
     "a resource that is not an object": _with_bundle(entry=[{"resource": "Condition/1"}]),
+    "a resourceType that is a list": _with_bundle(entry=[{"resource": {"resourceType": ["Claim"], "id": "1"}}]),
+    "a resourceType that is an object": _with_bundle(entry=[{"resource": {"resourceType": {"a": 1}}}]),
+    "a resourceType that is a number": _with_bundle(entry=[{"resource": {"resourceType": 7, "text": "x"}}]),
     "big numbers": _with_bundle(total=1).replace(b'"total":1', b'"total":123456789012345678901234567890'),
 }
 
