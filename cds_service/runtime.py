@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import metrics
-from .analytics import AnalyticsConfig, PatientHasher, PatientKeyError, load_analytics_config
+from .analytics import AnalyticsConfig, PatientHasher, load_analytics_config
 from .analytics.dashboard import Dashboard
 from .auth import GuardedReplayCache, InMemoryReplayCache, JwtVerifier, RedisReplayCache, ReplayCache, create_verifier
 from .companion import Companion
@@ -50,10 +50,7 @@ class Runtime:
         """Load everything; KnowledgeError or TrustConfigError stop start-up with a clear message."""
         knowledge = load_catalog(settings.cards_dir)
         analytics = load_analytics_config(settings.cards_dir, knowledge)  # checked even with the dashboard off
-        try:
-            patient_hasher = PatientHasher.load(settings)
-        except PatientKeyError as exc:
-            raise ConfigError(str(exc)) from None
+        patient_hasher = PatientHasher.load(settings)  # KeyFileError (a ConfigError) stops start-up
         dashboard = Dashboard.load(settings, analytics)
         store = open_store(settings)
         verifier = None

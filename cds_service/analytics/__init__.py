@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from .config import AnalyticsConfig, load_analytics_config
 from .measures import Report, Window, compute
-from .patient_key import PatientHasher, PatientKeyError
+from .patient_key import PatientHasher
 from .recording import suggestion_orders
 
 __all__ = [
     "AnalyticsConfig",
     "PatientHasher",
-    "PatientKeyError",
     "Report",
     "Window",
     "compute",

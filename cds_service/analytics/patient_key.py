@@ -14,38 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import os
-import secrets
-from pathlib import Path
 
 from ..config import Settings
-
-log = logging.getLogger(__name__)
-KEY_MIN_BYTES = 32
-DEVELOPMENT_KEY_NAME = "patient-hash.key"
-
-
-class PatientKeyError(ValueError):
-    """The key file cannot be used."""
-
-
-def _development_key_path(settings: Settings) -> Path:
-    url = settings.database_url
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        return Path(url.split("///", 1)[1]).parent / DEVELOPMENT_KEY_NAME
-    return Path("var") / DEVELOPMENT_KEY_NAME
-
-
-def _create_key(path: Path) -> None:
-    """Write a random key once; a worker racing to do the same keeps the first one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
+from ..key_files import load_key_file
 
 
 class PatientHasher:
@@ -62,19 +33,8 @@ class PatientHasher:
     @classmethod
     def load(cls, settings: Settings) -> PatientHasher | None:
         """The hasher, or None in production without CDS_PATIENT_HASH_KEY_FILE (no hash recorded)."""
-        if settings.patient_hash_key_file:
-            path = Path(settings.patient_hash_key_file)
-        elif settings.production and not settings.allow_insecure_dev:
-            log.warning("no patient hash is recorded with the cards shown, so the dashboard's repeat rate is not "
-                        "available: set CDS_PATIENT_HASH_KEY_FILE (a secret shared by every replica)")
-            return None
-        else:
-            path = _development_key_path(settings)
-            _create_key(path)
-        try:
-            key = path.read_bytes().strip()
-        except OSError as exc:
-            raise PatientKeyError(f"CDS_PATIENT_HASH_KEY_FILE {path}: {exc.strerror}") from None
-        if len(key) < KEY_MIN_BYTES:
-            raise PatientKeyError(f"CDS_PATIENT_HASH_KEY_FILE {path}: the key must be at least {KEY_MIN_BYTES} bytes")
-        return cls(key)
+        key = load_key_file(settings, setting="CDS_PATIENT_HASH_KEY_FILE", configured=settings.patient_hash_key_file,
+                            development_name="patient-hash.key",
+                            off_in_production="no patient hash is recorded with the cards shown, so the "
+                                              "dashboard's repeat rate is not available")
+        return cls(key) if key is not None else None

@@ -11,24 +11,15 @@ var/), so that every worker of `make run` signs alike. In production without it,
 
 from __future__ import annotations
 
-import logging
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from ..config import Settings
+from ..key_files import load_key_file
 
-log = logging.getLogger(__name__)
 SALT = "posterior-knee-cds.companion"
-KEY_MIN_BYTES = 32
-
-
-class CompanionKeyError(ValueError):
-    """The signing key file cannot be used."""
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -40,44 +31,14 @@ def new_snapshot_id() -> str:
     return secrets.token_hex(16)
 
 
-def _development_key_path(settings: Settings) -> Path:
-    url = settings.database_url
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        return Path(url.split("///", 1)[1]).parent / "companion.key"
-    return Path("var") / "companion.key"
-
-
-def _create_key(path: Path) -> None:
-    """Write a random key once; another worker racing to do the same keeps the first one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
-
-
 def load_key(settings: Settings) -> bytes | None:
     """The signing key, or None when links are off (CDS_COMPANION_LINK=off, or production without a key)."""
     if settings.companion_link == "off":
         return None
-    if settings.companion_key_file:
-        path = Path(settings.companion_key_file)
-    elif settings.production and not settings.allow_insecure_dev:
-        log.warning("companion page links are off: set CDS_COMPANION_KEY_FILE (a secret shared by every "
-                    "replica) to link critical and DVT cards to the companion page")
-        return None
-    else:
-        path = _development_key_path(settings)
-        _create_key(path)
-    try:
-        key = path.read_bytes().strip()
-    except OSError as exc:
-        raise CompanionKeyError(f"CDS_COMPANION_KEY_FILE {path}: {exc.strerror}") from None
-    if len(key) < KEY_MIN_BYTES:
-        raise CompanionKeyError(f"CDS_COMPANION_KEY_FILE {path}: the key must be at least {KEY_MIN_BYTES} bytes")
-    return key
+    return load_key_file(settings, setting="CDS_COMPANION_KEY_FILE", configured=settings.companion_key_file,
+                         development_name="companion.key",
+                         off_in_production="companion page links are off (critical and DVT cards link to "
+                                           "the companion page only with a key)")
 
 
 class ReferenceSigner:

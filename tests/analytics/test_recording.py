@@ -133,10 +133,12 @@ def test_production_without_a_key_records_no_hash(make_app: Any, caplog: pytest.
     assert "CDS_PATIENT_HASH_KEY_FILE" in caplog.text
 
 
-def test_a_short_or_missing_key_file_stops_start_up(make_app: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("setting", "name"), [("patient_hash_key_file", "CDS_PATIENT_HASH_KEY_FILE"),
+                                             ("companion_key_file", "CDS_COMPANION_KEY_FILE")])
+def test_a_short_or_missing_key_file_stops_start_up(make_app: Any, tmp_path: Path, setting: str, name: str) -> None:
     short = tmp_path / "short.key"
     short.write_text("too short")
-    with pytest.raises(ConfigError, match="at least 32 bytes"):
-        make_app(patient_hash_key_file=str(short))
-    with pytest.raises(ConfigError, match="CDS_PATIENT_HASH_KEY_FILE"):
-        make_app(patient_hash_key_file=str(tmp_path / "missing.key"))
+    with pytest.raises(ConfigError, match=f"{name} .*at least 32 bytes"):
+        make_app(**{setting: str(short)})
+    with pytest.raises(ConfigError, match=name):
+        make_app(**{setting: str(tmp_path / "missing.key")})
