@@ -24,8 +24,9 @@ from ..record.model import Fact
 from .reading import Reading, facts_from, label_of, reference_of
 
 TEXT_TYPES = frozenset(READABLE_TYPES)
-_BLOCK_TAGS = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "section",
+_BLOCK_TAGS = frozenset({"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section",
                          "table", "ul", "ol", "dt", "dd", "pre", "hr"})
+_CELL_TAGS = frozenset({"td", "th"})
 
 
 class AttachmentContent(Protocol):
@@ -41,24 +42,43 @@ class NoteNotReadable(Exception):
 
 
 class _HtmlText(HTMLParser):
-    """Text of an HTML note, with a line break at every block element (sentences end there)."""
+    """Text of an HTML note, with a line break at every block element (sentences end there). The cells
+    of a table row stay on one line, joined by ": ", so a template's question and its answer are read
+    together ("Pregnant? | No" → "Pregnant?: No", "Pedal pulses palpable | No")."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0
+        self._cells = 0  # cells opened in the current row
+        self._in_cell = 0  # depth of open cells
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         if tag in {"script", "style"}:
             self._skip += 1
+        elif tag in _CELL_TAGS:
+            if self._cells:
+                self.parts.append(" " if "".join(self.parts[-2:]).rstrip().endswith(":") else ": ")
+            self._cells += 1
+            self._in_cell += 1
         elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+            self._block(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in {"script", "style"}:
             self._skip = max(0, self._skip - 1)
+        elif tag in _CELL_TAGS:
+            self._in_cell = max(0, self._in_cell - 1)
         elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+            self._block(tag)
+
+    def _block(self, tag: str) -> None:
+        """A line break, except for a block inside a table cell (`<td><p>Pulses</p></td>`)."""
+        if self._in_cell and tag not in {"tr", "table"}:
+            self.parts.append(" ")
+            return
+        self._cells = self._in_cell = 0
+        self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:

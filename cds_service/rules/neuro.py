@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..findings import Finding
-from ..record.model import Fact, PatientRecord
+from ..record.model import ACTIVE_CLINICAL, Fact, PatientRecord
 
 
 def _new(record: PatientRecord, concept: str, t: Mapping[str, float]) -> list[Fact]:
     """Active Conditions of the concept that are new (recent or undated) and recent Observations."""
     days = t["new_symptom_within_days"]
     return record.findings(concept, days, days)
+
+
+def _background(record: PatientRecord, concept: str) -> list[Fact]:
+    """Active Conditions of back pain or sciatica however long they have lasted: "longstanding low back
+    pain" is the usual background of cauda equina, so a past-tense wording does not drop it."""
+    return [c for c in record.conditions if c.has(concept) and c.present is True and not c.suspected
+            and (c.status is None or c.status in ACTIVE_CLINICAL)]
 
 
 NEURO_LEG_CONCEPTS = ("sciatica", "foot-drop", "leg-weakness", "limb-paraesthesia")
@@ -40,7 +47,7 @@ def neuro_deficit_facts(record: PatientRecord, t: Mapping[str, float]) -> list[F
 def cauda_equina_rule(record: PatientRecord, t: Mapping[str, float]) -> Finding | None:
     """Back pain or sciatica with new sphincter disturbance, saddle anaesthesia or bilateral signs."""
     diagnosed = record.active_conditions("cauda-equina")
-    back = record.active_conditions("back-pain") + record.active_conditions("sciatica")
+    back = _background(record, "back-pain") + _background(record, "sciatica")
     features = (_new(record, "bladder-bowel-dysfunction", t) + _new(record, "saddle-anaesthesia", t)
                 + _bilateral(record, t))
     if not diagnosed and not (back and features):
