@@ -24,10 +24,19 @@ PARSING_BARE = "bare Flask + orjson parse"
 DESIGN = """\
 What the service does to stay fast (the figures above show the effect; the code says how):
 
-- **Validate only what is read.** Resources are selected by type, status and a code of a known concept
-  without any model; of those, only the elements the rules read (`READ_ELEMENTS` in
-  `cds_service/recognition/validation.py`) are validated with the `fhir.resources` R4B model. A Synthea Patient
-  with a dozen extensions is validated as `{id, birthDate, gender}`.
+- **Validate only what becomes evidence.** A resource is validated only when it gives a statement
+  the rules read (a known code, a matched text); of it, only the elements the rules read
+  (`READ_ELEMENTS` in `cds_service/recognition/validation.py`). A Synthea Patient with a dozen
+  extensions is validated as `{id, birthDate, gender}`.
+- **A quick check before the model** (`cds_service/recognition/shapes.py`): built at start-up from the
+  `fhir.resources` models' own metadata (element types, cardinality, required elements, choice
+  groups), it vouches only for the plainest shapes (no extension, full calendar dates, printable
+  codes) and sends everything else to the model, so every verdict is the model's;
+  `tests/recognition/test_shapes.py` compares both on the real records and thousands of mutations.
+- **Decode only what is read** (`cds_service/hook_body.py`): msgspec splits the body into its parts
+  without building them, orjson parses each resource (the same parser and values as before), and a
+  resource of a type the service does not read is kept as its type, id, subject and patient. The
+  body is read in its own size (a read of the 16 MB limit allocated that much for every call).
 - **Check nesting where Python recurses.** orjson refuses more than 1,024 levels anywhere; the
   request envelope and each resource about to be validated are checked against `CDS_MAX_JSON_DEPTH`.
   Walking the whole body cost more than parsing it.
@@ -41,7 +50,9 @@ What the service does to stay fast (the figures above show the effect; the code 
   `synchronous_commit=off`), so a slow or hung database never delays a card (section 4); feedback
   still waits for its commit to reach the disk.
 - **Nothing per request that can be done once**: code lists, card texts, concept index, FHIR model
-  schemas and the OpenAPI document are loaded and warmed up when a worker starts.
+  schemas, the quick checks and the OpenAPI document are loaded and warmed up when a worker starts;
+  the hot path's metric children are bound once per process (`metrics.bound`), and the JSON access
+  line escapes only the atoms its format names.
 
 The throughput target compares the service with an endpoint that does not read its input. The
 diagnostic row measures what parsing the body alone costs against that baseline (quoted in the target
@@ -49,7 +60,34 @@ line above); beyond the parse, every call builds a record and validates FHIR, wh
 endpoint does. The ratio is reported as measured rather than tuned against a repeated request body
 (a cache of validated resources would do that, and would not make a real clinic's calls faster).
 """
-TYPICAL = 100
+TYPICAL = 100  # resources the fallback section's FHIR engine holds
+MEMORY_INTRO = """\
+One POST of each body through the Flask test client (after two warm-up POSTs of the same body) under
+`tracemalloc`: the peak of what the call allocated above what the app held before, i.e. what one request
+in flight holds at its largest: the body bytes, the decoded resources, the record, the cards and the
+response. The body is decoded by `cds_service/hook_body.py` (msgspec splits the body without building
+it, orjson parses one resource at a time, resources of types the service does not read are kept as
+type, id, subject and patient only), so orjson's own document tree of the whole body (about 12× the
+body) is never built."""
+SWEEP_INTRO = """\
+The service under gunicorn (shipped worker class, access log on, SQLite feedback store) with each
+count of workers and threads, one configuration after the other: wrk at 10 connections, the typical
+call then the large record, with the server's CPU (master and workers, user and system, from /proc)
+per request."""
+SWEEP_READING = """\
+Why the shipped default is what it is: the work is CPU-bound Python, so a worker runs one call at a
+time whatever its threads (the GIL), and two cores give two workers' worth of CPU. More workers than
+cores add context switches and memory (each worker holds the code lists, the FHIR models and the
+clinical text reader) without adding throughput. Fewer threads cost less CPU per call (fewer GIL
+hand-offs between threads that all want to compute), which is why fewer threads can lead the
+typical column; but a thread is also what waits on I/O inside a call: the FHIR fallback fetch when the EHR
+does not prefetch (about half a second per call in section 3) and note attachments fetched by URL.
+With one thread, a worker waiting on FHIR answers nobody; with four, three calls can wait while one
+computes. `BufferingWorker` reads every request whole in its event loop, so threads are not held by
+slow clients (docs/reliability.md measured the slow-client probes with 2 × 4). The default stays
+2 workers × 4 threads (`CDS_WORKERS`, `CDS_THREADS`) unless a row beats it by more than the noise
+between repeated runs of the same row on this shared machine (±15 % seen); fewer threads
+(`CDS_THREADS=2`) suit a deployment where every call comes with its prefetch."""
 CONNECTIONS = (1, 10, 50)
 DEFAULT_OUTPUT = data.ROOT / "docs" / "performance.md"
 
@@ -111,7 +149,9 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     largest_name = data.largest_patient()
     patients = [data.patient_request(name) for name in data.PATIENT_FILES]
     largest = next(p for p in patients if p.label == largest_name.removesuffix(".json"))
-    typical = next(r for r in ladder if r.resources == TYPICAL)
+    typical = data.typical_request()
+    notes = data.notes_request()
+    texts = data.many_texts_request()
     by_size = {r.resources: r for r in ladder}
     data.release()  # the parsed Synthea files are not needed any more (keep the heap like a worker's)
 
@@ -119,9 +159,12 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     clock.log("in-process: starting the app (create_app, temporary SQLite)")
     app = inprocess.make_app(inprocess.default_database_url(workdir))
     rows: list[inprocess.Row] = guarded(clock, "in-process", errors, lambda: inprocess.measure_all(
-        [*ladder, *patients], app=app, rounds=4 if quick else 20, warmup=1 if quick else 2,
-        progress=clock.log)) or []
-    stage_requests = [typical, by_size[1_000], by_size[10_000], largest]
+        [typical, notes, texts, *ladder, *patients], app=app, rounds=4 if quick else 20,
+        warmup=1 if quick else 2, progress=clock.log)) or []
+    clock.log("memory per request (tracemalloc)")
+    memory: list[inprocess.Memory] = guarded(clock, "memory", errors, lambda: inprocess.measure_memory(
+        app, [typical, notes, largest, by_size[10_000], texts])) or []
+    stage_requests = [typical, notes, by_size[1_000], by_size[10_000], largest]
     stages: list[inprocess.Stages] = []
     for request in stage_requests:
         clock.log(f"steps: {request.label}")
@@ -133,10 +176,16 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     with inprocess.quiet_service_logs():
         cards = app.test_client().post(data.SERVICE_PATH, data=typical.body,
                                        content_type="application/json").get_data()
+        texts_answer = app.test_client().post(data.SERVICE_PATH, data=texts.body,
+                                              content_type="application/json").get_json()
+    incomplete = next((c["summary"] for c in texts_answer.get("cards", [])
+                       if c["source"]["topic"]["code"] == "record-incomplete"), None)
+    settings = inprocess.runtime_of(app).settings
 
     # ---- 2. under load --------------------------------------------------------------------------
     wrk_results: list[load.WrkResult] = []
     diagnostic: load.WrkResult | None = None
+    sweep: list[load.SweepPoint] = []
     gunicorn: dict[str, Any] = {}
     if args.skip_load:
         errors["load"] = "skipped (--skip-load)"
@@ -146,6 +195,8 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
             clock, workdir, typical, largest, cards, wrk_seconds))
         if outcome:
             wrk_results, diagnostic = outcome
+        sweep = guarded(clock, "workers x threads", errors, lambda: _sweep_section(
+            clock, workdir, typical, largest, max(3.0, wrk_seconds / 2))) or []
 
     # ---- 3. fallback fetch ----------------------------------------------------------------------
     fetch: fallback.FallbackResult | None = None
@@ -170,17 +221,20 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     # ---- targets and the document ---------------------------------------------------------------
     machine.load_end = report.load_average()
     targets = [
-        report.target_large_record(rows, largest.label, stage_of.get(largest.label)),
         report.target_throughput(wrk_results, "typical", 10, stage_of.get(typical.label), diagnostic,
                                  workers=gunicorn.get("workers"),
                                  in_process=next((r for r in rows if r.request is typical), None)),
+        report.target_large_record(rows, largest.label, stage_of.get(largest.label)),
+        report.target_memory(memory, largest.label),
+        report.target_text_budget(rows, texts.label, settings.evaluation_deadline_ms,
+                                  settings.text_max_count, incomplete),
         report.target_scaling(rows, by_size[1_000].label, by_size[10_000].label,
                               stage_of.get(by_size[1_000].label), stage_of.get(by_size[10_000].label)),
         report.target_fallback(fetch, errors.get("fallback", "")),
         report.target_no_failures(wrk_results),
     ]
     section_of = {"large-record": "in-process", "scaling": "in-process", "throughput": "load",
-                  "failures": "load", "fallback": "fallback"}
+                  "failures": "load", "fallback": "fallback", "memory": "memory", "text-budget": "in-process"}
     for index, target in enumerate(targets):
         name = section_of[target.key]
         if target.measured == "not measured" and name in errors:
@@ -188,6 +242,14 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
                                            False, f"Not measured: the {name} section did not run "
                                                   f"({errors[name]}).")
     sections = _sections(rows, stages, wrk_results, diagnostic, fetch, typical, largest, errors)
+    if memory:
+        sections.insert(2 if stages else 1, ("Memory per request in flight", MEMORY_INTRO + "\n\n"
+                                             + inprocess.memory_table(memory)))
+    if sweep:
+        shipped = (gunicorn.get("workers"), gunicorn.get("threads"))
+        at = next(i for i, (title, _) in enumerate(sections) if title.startswith("2.")) + 1
+        sections.insert(at, ("Workers and threads", SWEEP_INTRO + "\n\n"
+                             + load.sweep_table(sweep, shipped) + "\n\n" + SWEEP_READING))
     store_section = (store.INTRO + "\n\n" + store.table(store_rows) if store_rows
                      else f"Not measured: {errors.get('store', 'no rows')}")
     design = next(i for i, (title, _) in enumerate(sections) if title.startswith("Design choices"))
@@ -221,7 +283,8 @@ def _load_section(clock: Clock, workdir: Path, typical: data.BenchRequest,
     (workdir / "cards.json").write_bytes(cards)
     script = load.write_script(workdir)
     env = load.base_env()
-    bare_env = {**env, "BENCH_BARE_RESPONSE": str(workdir / "cards.json")}
+    # the floor: plain gunicorn with the shipped workers, threads and worker class, no access log
+    bare_env = {**env, "BENCH_BARE_RESPONSE": str(workdir / "cards.json"), "CDS_ACCESS_LOG": "off"}
     specs = {
         "service": ("cds_service.wsgi:app",
                     {**env, "CDS_DATABASE_URL": f"sqlite:///{workdir}/load-feedback.sqlite3"}),
@@ -242,14 +305,26 @@ def _load_section(clock: Clock, workdir: Path, typical: data.BenchRequest,
                     clock.log(f"load: {name}, {request}, {connections} connections, {seconds:g} s")
                     results.append(load.run_wrk(running[name].url, bodies[request], connections,
                                                 seconds, server=name, request=request,
-                                                script=script))
+                                                script=script, cpu_of=running[name]))
         name = PARSING_BARE
         clock.log(f"load: {name} (diagnostic), typical, 10 connections")
         load.run_wrk(running[name].url, bodies["typical"], 10, min(2.0, seconds), server=name,
                      request="typical", script=script)
         diagnostic = load.run_wrk(running[name].url, bodies["typical"], 10, seconds, server=name,
-                                  request="typical", script=script)
+                                  request="typical", script=script, cpu_of=running[name])
     return results, diagnostic
+
+
+def _sweep_section(clock: Clock, workdir: Path, typical: data.BenchRequest, large: data.BenchRequest,
+                   seconds: float) -> list[load.SweepPoint]:
+    if load.wrk_path() is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install -y wrk)")
+    bodies = {"typical": workdir / "typical.json", "large": workdir / "large.json"}
+    bodies["typical"].write_bytes(typical.body)
+    bodies["large"].write_bytes(large.body)
+    env = {**load.base_env(), "CDS_DATABASE_URL": f"sqlite:///{workdir}/sweep-feedback.sqlite3"}
+    return load.sweep(load.WORKER_CONFIGS, bodies, seconds, load.write_script(workdir), env, workdir,
+                      clock.log)
 
 
 def _sections(rows: list[inprocess.Row], stages: list[inprocess.Stages],
@@ -343,11 +418,11 @@ def _hotspots(stages: list[inprocess.Stages], typical: data.BenchRequest,
     notes = []
     for stage in stages:
         s = {name: stage.steps[name] for name in inprocess.STEP_NAMES}
-        parse = s["orjson.loads"].median
+        parse = s[inprocess.DECODE].median
         depth = s["envelope depth check (runtime.py)"].median
         if parse > 0:
             model = s["request model (pydantic)"].median
-            notes.append(f"- {stage.request.label}: the orjson parse {ms(parse)} ms; the envelope "
+            notes.append(f"- {stage.request.label}: the body decode {ms(parse)} ms; the envelope "
                          f"depth check `Runtime.too_deep` {ms(depth)} ms; the pydantic request "
                          f"model {ms(model)} ms; "
                          f"the record build {ms(s['recognition and record (recognition/)'].median)} ms; queueing "

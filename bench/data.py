@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from tests.support import ehr
 from tests.support import fhir as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,3 +198,54 @@ def patient_request(name: str) -> BenchRequest:
 def largest_patient() -> str:
     """The file name of the largest Synthea patient (the 1.4 MB one)."""
     return max(PATIENT_FILES, key=lambda name: (SYNTHEA_DIR / name).stat().st_size)
+
+
+TYPICAL_RESOURCES = 8  # Patient + the 7 knee fixtures: a knee complaint, exam findings, vital signs
+NOTE_SENTENCES = (
+    "Patient seen in the emergency department with pain behind the left knee since yesterday.",
+    "The pain is worse on walking and eases a little with rest and elevation overnight.",
+    "No fever, no recent travel, no history of cancer, no recent surgery or immobilisation.",
+    "On examination the calf is tender along the deep veins and the left calf measures more than the right.",
+    "There is mild pitting oedema around the ankle; distal pulses are present and the foot is warm.",
+    "Knee range of movement is full with a small effusion and no erythema or warmth over the joint.",
+    "Previous knee arthroscopy years ago, otherwise well, takes no regular medication.",
+    "Plan discussed with the patient, who agrees to the investigations and will return if worse.",
+)
+TEXT_PROSE = ("patient seen today reports that the pain began after a long walk and has been constant since "
+              "then with some relief from rest and elevation of the limb overnight calf pain")
+
+
+def typical_request() -> BenchRequest:
+    """The typical call of issue 16: a knee complaint, a few exam findings and vital signs (~9 kB)."""
+    pid, resources = ladder_resources(TYPICAL_RESOURCES)
+    return BenchRequest(f"typical ({len(resources)} resources)", pid, len(resources),
+                        request_body(resources, pid))
+
+
+def _note_text(seed: int, size: int = 2000) -> str:
+    """About `size` characters of an emergency department note, sentences in a seeded order."""
+    pick = random.Random(seed)
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < size:
+        words.append(pick.choice(NOTE_SENTENCES))
+    return " ".join(words)[:size]
+
+
+def notes_request(count: int = 5, size: int = 2000) -> BenchRequest:
+    """The typical call plus `count` clinical notes of ~`size` characters each (DocumentReference,
+    text/plain, base64 in the attachment: recognition/notes.py reads them)."""
+    pid, resources = ladder_resources(TYPICAL_RESOURCES)
+    notes = [ehr.note(_note_text(index, size), pid=pid, hours=2 + index) for index in range(count)]
+    resources += notes
+    return BenchRequest(f"typical + {count} notes of {size / 1000:g} kB", pid, len(resources),
+                        request_body(resources, pid))
+
+
+def many_texts_request(count: int = 1000, words: int = 330) -> BenchRequest:
+    """The hardening issue's probe: the typical call plus `count` Conditions of distinct prose (~2 kB
+    each, no code the lists know): only the evaluation budget bounds what reading them costs."""
+    pid, resources = ladder_resources(TYPICAL_RESOURCES)
+    pick = random.Random(12)
+    resources += [ehr.problem("Leg problem", text=" ".join(pick.choice(TEXT_PROSE.split(' ')) for _ in range(words)),
+                              pid=pid) for _ in range(count)]
+    return BenchRequest(f"{count:,} distinct texts", pid, len(resources), request_body(resources, pid))

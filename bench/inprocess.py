@@ -1,8 +1,9 @@
 """In-process evaluation time: the Flask test client POST, the pure pipeline, and `json.loads`.
 
-"Evaluation" is what the service does for one request body: parse the JSON (orjson), check its depth,
-build the request model, resolve prefetch (nothing is fetched: every key is present), build the record,
-run the rules, render the cards and serialise the response. It is measured twice:
+"Evaluation" is what the service does for one request body: decode the JSON (hook_body.py: msgspec
+splits it, orjson parses each resource), check its depth, build the request model, resolve prefetch
+(nothing is fetched: every key is present), build the record, run the rules, render the cards and
+serialise the response. It is measured twice:
 
 - through the Flask test client (`POST /cds-services/<id>`, create_app with a temporary SQLite
   feedback store): everything the endpoint does, including the feedback-store write and Flask itself;
@@ -22,6 +23,7 @@ import logging
 import os
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,7 +118,7 @@ def pure_evaluate(runtime: Runtime, raw: bytes) -> bytes:
 
 
 def _pure_evaluate(runtime: Runtime, raw: bytes) -> bytes:
-    body = orjson.loads(raw)
+    body = runtime.hook_bodies.decode(raw)
     if runtime.too_deep(body) or not isinstance(body, dict):
         raise ValueError("bench body rejected")
     request = parse_model(CdsRequest, body, "CDS Hooks request")
@@ -190,8 +192,9 @@ def measure_all(requests: Sequence[BenchRequest], *, app: Flask | None = None,
 
 
 VALIDATION = "of which fhir.resources validation"
+DECODE = "body decode (hook_body.py)"
 STEP_NAMES = (
-    "orjson.loads",
+    DECODE,
     "envelope depth check (runtime.py)",
     "request model (pydantic)",
     "prefetch resolve",
@@ -229,7 +232,7 @@ def measure_stages(app: Flask, request: BenchRequest, *, iterations: int = 10) -
         for index in range(iterations + 1):
             with gc_paused():  # as api.invoke runs
                 times = []
-                elapsed, body = _timed(lambda: orjson.loads(request.body))
+                elapsed, body = _timed(lambda: runtime.hook_bodies.decode(request.body))
                 times.append(elapsed)
                 times.append(_timed(lambda b=body: runtime.too_deep(b))[0])
                 elapsed, (cds_request, context) = _timed(lambda b=body: (
@@ -297,10 +300,51 @@ def stages_table(stages: Sequence[Stages]) -> str:
     rows = []
     for name in STEP_NAMES:
         rows.append([name, *[ms(s.steps[name].median) for s in stages]])
-        if name.startswith("record build"):
+        if name.startswith("recognition"):
             rows.append([f"↳ {VALIDATION}", *[ms(s.steps[VALIDATION].median) for s in stages]])
     rows.append(["sum of steps", *[ms(sum(s.steps[n].median for n in STEP_NAMES)) for s in stages]])
     return markdown_table(header, rows)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak Python memory of one POST of a body (tracemalloc, above what the app held before)."""
+
+    request: BenchRequest
+    peak_bytes: int
+    card_topics: tuple[str, ...]
+
+    @property
+    def per_body_byte(self) -> float:
+        return self.peak_bytes / len(self.request.body)
+
+
+def measure_memory(app: Flask, requests: Sequence[BenchRequest]) -> list[Memory]:
+    """Each body POSTed twice to warm up, then once under tracemalloc: the peak of what the call
+    allocated and had not freed yet, i.e. what one request in flight holds at its largest."""
+    client = app.test_client()
+    found = []
+    with quiet_service_logs():
+        for request in requests:
+            for _ in range(2):
+                client.post(SERVICE_PATH, data=request.body, content_type="application/json")
+            gc.collect()
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                response = client.post(SERVICE_PATH, data=request.body, content_type="application/json")
+                peak = tracemalloc.get_traced_memory()[1] - base
+            finally:
+                tracemalloc.stop()
+            found.append(Memory(request, peak, _topics(response.get_data())))
+    return found
+
+
+def memory_table(rows: Sequence[Memory]) -> str:
+    header = ["Request", "Body MB", "Peak MB of the call", "Peak ÷ body"]
+    body = [[m.request.label, f"{m.request.megabytes:.3f}", f"{m.peak_bytes / 1e6:.2f}", ratio(m.per_body_byte)]
+            for m in rows]
+    return markdown_table(header, body, ["l", "r", "r", "r"])
 
 
 def default_database_url(directory: Path) -> str:

@@ -14,7 +14,7 @@ import re
 import runpy
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +63,7 @@ class WrkResult:
     max_ms: float
     mean_ms: float
     errors: dict[str, int]  # wrk's counts: connect, read, write, status (non-2xx), timeout
+    cpu_ms: float | None = None  # server CPU (master + workers, user + system) per request, ms
 
     @property
     def non_2xx(self) -> int:
@@ -125,9 +126,27 @@ def servers(specs: Mapping[str, tuple[str, Mapping[str, str]]], log_dir: Path
             server.stop()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (from /proc; 0 for a gone one)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / CLOCK_TICKS
+
+
 def run_wrk(url: str, body_file: Path, connections: int, seconds: float, *, server: str,
-            request: str, script: Path, threads: int | None = None) -> WrkResult:
-    """One wrk run (POST of `body_file`); wrk threads: 1 for one connection, else 2 by default."""
+            request: str, script: Path, threads: int | None = None,
+            cpu_of: GunicornServer | None = None) -> WrkResult:
+    """One wrk run (POST of `body_file`); wrk threads: 1 for one connection, else 2 by default.
+    With `cpu_of`, the CPU that server's master and workers used during the run, per request."""
     wrk = wrk_path()
     if wrk is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -135,8 +154,11 @@ def run_wrk(url: str, body_file: Path, connections: int, seconds: float, *, serv
     command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
                "--timeout", WRK_TIMEOUT, "-s", str(script), url + SERVICE_PATH]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    pids = [cpu_of.master_pid, *cpu_of.worker_pids()] if cpu_of is not None else []
+    cpu_before = cpu_seconds(pids)
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False,
                             timeout=seconds + 60)
+    cpu_used = cpu_seconds(pids) - cpu_before
     line = next((x for x in result.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
     if result.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr.strip()[:500]}")
@@ -147,6 +169,7 @@ def run_wrk(url: str, body_file: Path, connections: int, seconds: float, *, serv
         p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000,
         max_ms=data["max_us"] / 1000, mean_ms=data["mean_us"] / 1000,
         errors={kind: data[kind] for kind in ("connect", "read", "write", "status", "timeout")},
+        cpu_ms=cpu_used * 1000 / data["requests"] if cpu_of is not None and data["requests"] else None,
     )
 
 
@@ -158,8 +181,59 @@ def write_script(directory: Path) -> Path:
 
 def table(results: list[WrkResult]) -> str:
     header = ["Server", "Request", "Connections", "Seconds", "Requests", "req/s", "p50 ms", "p90 ms",
-              "p99 ms", "max ms", "non-2xx", "socket errors"]
+              "p99 ms", "max ms", "server CPU ms/req", "non-2xx", "socket errors"]
     rows = [[r.server, r.request, str(r.connections), f"{r.seconds:.1f}", f"{r.requests:,}",
              f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}", f"{r.p99_ms:.1f}",
-             f"{r.max_ms:.0f}", str(r.non_2xx), str(r.socket_errors)] for r in results]
-    return markdown_table(header, rows, ["l", "l"] + ["r"] * 10)
+             f"{r.max_ms:.0f}", f"{r.cpu_ms:.2f}" if r.cpu_ms is not None else "-", str(r.non_2xx),
+             str(r.socket_errors)] for r in results]
+    return markdown_table(header, rows, ["l", "l"] + ["r"] * 11)
+
+
+WORKER_CONFIGS = ((2, 1), (2, 2), (2, 4), (3, 1), (4, 1), (3, 2))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    workers: int
+    threads: int
+    typical: WrkResult
+    large: WrkResult
+
+
+def sweep(configs: Sequence[tuple[int, int]], bodies: Mapping[str, Path], seconds: float, script: Path,
+          env: Mapping[str, str], log_dir: Path, progress: Callable[[str], None]) -> list[SweepPoint]:
+    """The service under each (workers, threads), one after the other: typical and large at 10
+    connections, with the server's CPU per request."""
+    points = []
+    for workers, threads in configs:
+        progress(f"workers x threads: {workers} x {threads}")
+        server = GunicornServer(app="cds_service.wsgi:app", extra_env=env, workers=workers, threads=threads,
+                                ready_path="/healthz", log_path=log_dir / f"sweep-{workers}x{threads}.log")
+        server.start()
+        try:
+            found = {}
+            for request in ("typical", "large"):
+                run_wrk(server.url, bodies[request], 10, min(2.0, seconds), server="warm-up",
+                        request=request, script=script)
+                found[request] = run_wrk(server.url, bodies[request], 10, seconds,
+                                         server=f"service {workers}x{threads}", request=request,
+                                         script=script, cpu_of=server)
+        finally:
+            server.stop()
+        points.append(SweepPoint(workers, threads, found["typical"], found["large"]))
+    return points
+
+
+def sweep_table(points: Sequence[SweepPoint], shipped: tuple[int, int]) -> str:
+    header = ["Workers × threads", "typical req/s", "p50 ms", "p99 ms", "CPU ms/req", "large req/s",
+              "p50 ms", "p99 ms", "CPU ms/req", "failures"]
+    rows = []
+    for p in points:
+        name = f"{p.workers} × {p.threads}" + (" (shipped)" if (p.workers, p.threads) == shipped else "")
+        rows.append([name, *_sweep_cells(p.typical), *_sweep_cells(p.large),
+                     str(p.typical.failures + p.large.failures)])
+    return markdown_table(header, rows, ["l"] + ["r"] * 9)
+
+
+def _sweep_cells(r: WrkResult) -> list[str]:
+    return [f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.cpu_ms:.2f}" if r.cpu_ms else "-"]

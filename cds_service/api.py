@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,12 +37,35 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def _json_body() -> Any:
+READ_CHUNK_BYTES = 64 * 1024
+
+
+def read_body(stream: Any, content_length: int | None, limit: int) -> bytes:
+    """The request body, at most `limit` + 1 bytes, in buffers the size of what arrives.
+
+    `stream.read(limit + 1)` allocates a buffer of the whole limit (16 MB) for every request, whatever
+    its size (werkzeug's LimitedStream is an io.RawIOBase): the declared length is read as such, a body
+    without one (chunked) in pieces until it ends or passes the limit.
+    """
+    if content_length is not None:
+        return stream.read(min(content_length, limit + 1))  # type: ignore[no-any-return]
+    pieces: list[bytes] = []
+    size = 0
+    while size <= limit:
+        piece = stream.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
+
+
+def _json_body(decode: Callable[[bytes], Any] = orjson.loads) -> Any:
     """The request body as JSON; BadRequest when it is missing, malformed or too deeply nested, and
     PayloadTooLarge when it is over the limit (also for a chunked body, which has no Content-Length)."""
     limit = _runtime().settings.max_body_bytes
     try:
-        raw = request.stream.read(limit + 1)
+        raw = read_body(request.stream, request.content_length, limit)
     except HTTPException:  # 413 from the Content-Length (MAX_CONTENT_LENGTH): answered as such
         raise
     except Exception as exc:  # the server's body reader refused the framing (a bad chunk size) or the client left
@@ -52,7 +76,7 @@ def _json_body() -> Any:
     if not raw:
         raise BadRequest("the request body is empty; a JSON object is required")
     try:
-        body = orjson.loads(raw)
+        body = decode(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
     runtime = _runtime()
@@ -83,7 +107,7 @@ def invoke(service_id: str) -> Response:
 
 
 def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
-    cds_request = parse_model(CdsRequest, _json_body(), "CDS Hooks request")
+    cds_request = parse_model(CdsRequest, _json_body(runtime.hook_bodies.decode), "CDS Hooks request")
     g.hook_instance = cds_request.hook_instance_label
     definition = runtime.knowledge.service
     if cds_request.hook != definition.hook:
@@ -100,7 +124,7 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
                    attachment_urls=runtime.evaluator.note_attachment_urls)
     g.fhir_requests = data.fhir_requests
     for key, source in data.sources.items():
-        metrics.PREFETCH_KEYS.labels(key=key, source=source).inc()
+        metrics.bound(metrics.PREFETCH_KEYS, key, source).inc()
     resources = [r for group in data.resources.values() for r in group]
     link = _companion_link(runtime)
     evaluation = runtime.evaluator.evaluate(
@@ -124,7 +148,7 @@ def _evaluate_call(service_id: str, runtime: Runtime) -> Response:
         suggestions=suggestion_orders(cards, evaluation.findings, runtime.analytics) if runtime.analytics else None)
     runtime.store.record_shown(service_id, cds_request.hook_instance_label, shown, snapshot, context=recorded)
     for _, topic, indicator in shown:
-        metrics.CARDS.labels(topic=topic, indicator=indicator).inc()
+        metrics.bound(metrics.CARDS, topic, indicator).inc()
     g.card_topics = [topic for _, topic, _ in shown]
     if evaluation.record.unread:
         log.info("evaluation left %d record item(s) unread", len(evaluation.record.unread))

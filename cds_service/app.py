@@ -221,9 +221,8 @@ def _install_request_log(app: Flask) -> None:
     def _log_request(response: Response) -> Response:
         duration = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(endpoint=endpoint, method=request.method,
-                                status=str(response.status_code)).inc()
-        metrics.LATENCY.labels(endpoint=endpoint).observe(duration)
+        metrics.bound(metrics.REQUESTS, endpoint, request.method, str(response.status_code)).inc()
+        metrics.bound(metrics.LATENCY, endpoint).observe(duration)
         if request.path.startswith("/cds-services"):
             access_log.info("request", extra={
                 "event": "request",

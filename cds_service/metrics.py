@@ -20,6 +20,7 @@ identifier. This module does not import Flask: ``/metrics`` is wired in the API 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,6 +54,7 @@ __all__ = [
     "RETENTION_PURGED",
     "STORE_LATENCY",
     "STORE_UP",
+    "bound",
     "multiprocess_enabled",
     "render_latest",
 ]
@@ -186,3 +188,20 @@ def render_latest() -> tuple[bytes, str]:
         registry.register(WorkerProcessCollector())
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+_BOUND: dict[tuple[int, tuple[str, ...]], Any] = {}
+_BOUND_MAX = 4096  # label values of the hot path come from small sets; past this, look up every time
+
+
+def bound(metric: Any, *values: str) -> Any:
+    """The child of `metric` for these label values (in the metric's label order), bound once per
+    process: `labels()` takes a lock and validates its arguments on every call, the hot path's
+    metrics are touched a dozen times per hook call."""
+    key = (id(metric), values)
+    child = _BOUND.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_BOUND) < _BOUND_MAX:
+            _BOUND[key] = child
+    return child

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ from .companion import Companion
 from .config import ConfigError, Settings
 from .evaluation import Evaluator, load_catalog
 from .feedback_store import FeedbackStore, SchemaTooNew, SqlReplayCache, StoreConfigError, StoreOptions
+from .hook_body import HookBodyDecoder
 from .json_depth import nested_deeper_than
 from .knowledge import Knowledge
-from .recognition import BudgetLimits
+from .recognition import READ_TYPES, BudgetLimits
 from .render import CardSource
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -44,6 +45,9 @@ class Runtime:
     analytics: AnalyticsConfig | None = None
     patient_hasher: PatientHasher | None = None   # None: no patient hash recorded (production without a key)
     dashboard: Dashboard | None = None            # None: the dashboard is off
+    #: hook-call bodies: whole resources of the types the recognition layer reads, the rest as much as
+    #: the patient check needs
+    hook_bodies: HookBodyDecoder = field(default_factory=lambda: HookBodyDecoder(READ_TYPES))
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:

@@ -33,6 +33,7 @@ the measurements against plain gthread and gevent. CDS_WORKER_CLASS=gthread give
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -104,6 +105,12 @@ access_log_format = (
 )
 
 
+@functools.cache
+def _atoms_in(line_format: str) -> tuple[str, ...]:
+    """The atoms a log format names, in order, once each."""
+    return tuple(dict.fromkeys(re.findall(r"%\(([^)]+)\)s", line_format)))
+
+
 def _iso_now(timestamp: float | None = None) -> str:
     moment = dt.datetime.fromtimestamp(time.time() if timestamp is None else timestamp, dt.UTC)
     return moment.isoformat(timespec="milliseconds")
@@ -169,7 +176,11 @@ class JsonAccessLogger(Logger):
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)
         safe: dict[str, object] = {}
-        for key, value in atoms.items():
+        # only the atoms the line uses are escaped (gunicorn's hold every header and environ variable)
+        for key in _atoms_in(self.cfg.access_log_format):
+            if key not in atoms:
+                continue  # _PreEscapedAtoms answers '-' for it, as for any missing atom
+            value = atoms[key]
             if key in self._NUMERIC:
                 safe[key] = _as_number(value)
             elif value is None:

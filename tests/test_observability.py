@@ -162,3 +162,14 @@ def test_tracing_is_off_by_default_and_spans_carry_no_patient_data(make_app: Any
     finally:
         RequestsInstrumentor().uninstrument()
         tracing._configured_provider = None
+
+
+def test_bound_metric_children_count_in_the_labelled_series() -> None:
+    from cds_service import metrics
+
+    labels = {"topic": "bound-test-topic", "indicator": "info"}
+    before = REGISTRY.get_sample_value("cds_cards_total", labels) or 0.0
+    metrics.bound(metrics.CARDS, "bound-test-topic", "info").inc()
+    metrics.bound(metrics.CARDS, "bound-test-topic", "info").inc(2)
+    assert metrics.bound(metrics.CARDS, "bound-test-topic", "info") is metrics.CARDS.labels(**labels)
+    assert REGISTRY.get_sample_value("cds_cards_total", labels) == before + 3

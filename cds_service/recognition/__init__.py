@@ -33,9 +33,12 @@ from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
 from .statements import StatementReader
 from .text import ClinicalText
-from .validation import ResourceValidator
+from .validation import READ_ELEMENTS, ResourceValidator
 
-__all__ = ["BudgetLimits", "Recognizer"]
+__all__ = ["READ_TYPES", "BudgetLimits", "Recognizer"]
+
+#: The resource types a record is built from (every other type is only checked to be about the patient).
+READ_TYPES = frozenset(READ_ELEMENTS)
 
 OBSERVATIONS_KEPT_PER_CONCEPT = 5
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")

@@ -271,3 +271,15 @@ def test_two_workers_add_up_and_log_json(tmp_path: Path) -> None:
     assert all(r["status"] == 200 and r["event"] == "access" for r in records)
     assert not (tmp_path / ".gunicorn").exists(), "control socket should be disabled"
     assert proc.returncode == 0, stderr_path.read_text()
+
+
+def test_an_access_log_format_given_on_the_command_line_gets_its_atoms_escaped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the atoms the format names are escaped: those of the format gunicorn runs with."""
+    conf = load_conf(monkeypatch)
+    cfg = as_gunicorn_config(conf)
+    cfg.set("access_log_format", '{"agent": "%({user-agent}i)s", "host": "%({host}i)s", "status": %(s)s}')
+    logger = conf.JsonAccessLogger(cfg)
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/", "PATH_INFO": "/", "SERVER_PROTOCOL": "HTTP/1.1"}
+    atoms = logger.atoms_wrapper_class(logger.atoms(_Resp(), _Req(), environ, dt.timedelta(seconds=1)))
+    assert json.loads(cfg.access_log_format % atoms) == {"agent": _UA, "host": "-", "status": 200}

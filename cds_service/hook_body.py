@@ -1,0 +1,146 @@
+"""A hook call's body as JSON, in memory proportional to what the service reads.
+
+`orjson.loads` of a whole body first builds its own tree of the document (about 12 times the body)
+and then the Python objects (about 5 times): a 16 MB body peaked near 270 MB. And a record's resources
+of types nobody reads (a Synthea record's claims and explanations of benefit are 40 % of its bytes) were
+kept to the end of the call. Here msgspec splits the body into its parts without building them (keys
+and raw JSON text), and orjson parses each part as it parsed the whole body before: the same values from
+the same parser, one resource at a time. A resource of a type the service does not read is parsed (a
+malformed one is refused as before) and kept as what the patient check reads of it: its type, id,
+subject and patient.
+
+Whatever the split does not expect (a body that is not an object, a Bundle or entry with elements FHIR
+does not define, JSON msgspec or orjson refuses, nesting msgspec will not follow) is parsed whole by
+orjson, exactly as before: the same answer and the same error for every body, in one tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+import msgspec
+import orjson
+
+UNSET = msgspec.UNSET
+#: What the patient check (recognition/identity.py) and the grouping of a record read of any resource.
+KEPT_OF_UNREAD = ("resourceType", "id", "subject", "patient")
+_BUNDLE_PREFIX = b'{"resourceType":"Bundle"'
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True):
+    """Bundle.entry (FHIR R4 elements): the resource and search kept raw, the rest checked and dropped."""
+
+    resource: msgspec.Raw = UNSET
+    search: msgspec.Raw = UNSET
+    fullUrl: msgspec.Raw = UNSET
+    request: msgspec.Raw = UNSET
+    response: msgspec.Raw = UNSET
+    link: msgspec.Raw = UNSET
+    id: msgspec.Raw = UNSET
+    extension: msgspec.Raw = UNSET
+    modifierExtension: msgspec.Raw = UNSET
+
+
+class _Bundle(msgspec.Struct, forbid_unknown_fields=True):
+    """Bundle (FHIR R4 elements): its entries and links; the rest checked and dropped."""
+
+    resourceType: str
+    entry: list[_Entry] = UNSET
+    link: msgspec.Raw = UNSET
+    id: msgspec.Raw = UNSET
+    meta: msgspec.Raw = UNSET
+    implicitRules: msgspec.Raw = UNSET
+    language: msgspec.Raw = UNSET
+    identifier: msgspec.Raw = UNSET
+    type: msgspec.Raw = UNSET
+    timestamp: msgspec.Raw = UNSET
+    total: msgspec.Raw = UNSET
+    signature: msgspec.Raw = UNSET
+
+
+_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_bundle = msgspec.json.Decoder(_Bundle)
+_loads: Callable[[Any], Any] = orjson.loads
+
+
+def _check(raw: msgspec.Raw | Any) -> None:
+    """Parse a part nobody reads, so that a malformed one is refused as before."""
+    if raw is not UNSET:
+        _loads(memoryview(raw))
+
+
+class _Whole(Exception):
+    """This body is parsed whole, the way it always was."""
+
+
+class HookBodyDecoder:
+    """Decodes hook-call bodies; `read_types`: the resource types kept whole in a Bundle's entries."""
+
+    def __init__(self, read_types: Collection[str]) -> None:
+        self.read_types = frozenset(read_types)
+
+    def decode(self, raw: bytes) -> Any:
+        """The body's JSON; orjson.JSONDecodeError exactly as `orjson.loads(raw)` raises it."""
+        try:
+            return self._split(raw)
+        except (_Whole, msgspec.MsgspecError, orjson.JSONDecodeError, RecursionError):
+            return _loads(raw)
+
+    def _split(self, raw: bytes) -> dict[str, Any]:
+        try:
+            parts = _object.decode(raw)
+        except msgspec.ValidationError:  # not an object: orjson answers as before
+            raise _Whole from None
+        body: dict[str, Any] = {}
+        for key, value in parts.items():
+            body[key] = self._prefetch(value) if key == "prefetch" else _loads(memoryview(value))
+        return body
+
+    def _prefetch(self, raw: msgspec.Raw) -> Any:
+        try:
+            keys = _object.decode(raw)
+        except msgspec.ValidationError:  # null, or not an object: the request model says so
+            return _loads(memoryview(raw))
+        return {key: self._value(value) for key, value in keys.items()}
+
+    def _value(self, raw: msgspec.Raw) -> Any:
+        text = memoryview(raw)
+        if text[:len(_BUNDLE_PREFIX)] != _BUNDLE_PREFIX:  # a resource, null, anything else: as it is
+            return _loads(text)
+        try:
+            bundle = _bundle.decode(raw)
+        except msgspec.ValidationError:  # an element FHIR does not define, an entry that is not an object
+            raise _Whole from None
+        if bundle.resourceType != "Bundle":  # a second resourceType later in the object wins, as in orjson
+            raise _Whole
+        for checked in (bundle.id, bundle.meta, bundle.implicitRules, bundle.language, bundle.identifier,
+                        bundle.type, bundle.timestamp, bundle.total, bundle.signature):
+            _check(checked)
+        value: dict[str, Any] = {"resourceType": "Bundle"}
+        if bundle.link is not UNSET:
+            value["link"] = _loads(memoryview(bundle.link))
+        if bundle.entry is not UNSET:
+            value["entry"] = [self._entry(entry) for entry in bundle.entry]
+        return value
+
+    def _entry(self, entry: _Entry) -> dict[str, Any]:
+        for checked in (entry.fullUrl, entry.request, entry.response, entry.link, entry.id, entry.extension,
+                        entry.modifierExtension):
+            _check(checked)
+        found: dict[str, Any] = {}
+        if entry.resource is not UNSET:
+            found["resource"] = self._resource(_loads(memoryview(entry.resource)))
+        if entry.search is not UNSET:
+            found["search"] = _loads(memoryview(entry.search))
+        return found
+
+    def _resource(self, resource: Any) -> Any:
+        """A resource of a type nobody reads cut to what the patient check reads; anything else (a read
+        type, not an object, a resourceType that is not a string, which nobody reads either) as it is."""
+        if type(resource) is not dict:
+            return resource
+        kind = resource.get("resourceType")
+        if type(kind) is not str or kind in self.read_types:
+            return resource
+        return {key: resource[key] for key in KEPT_OF_UNREAD if key in resource}
