@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import base64
 import copy
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.app import create_app
-from tests.robustness.test_fuzz import LAST_ERROR, check, paths, post
+from tests.robustness.test_fuzz import check, paths, post
 from tests.support import fhir as F
 
 SERVICE_URL = "/cds-services/posterior-knee-pain"
@@ -74,24 +71,13 @@ RECORD = _record()
 ELEMENT_PATHS = [p for p in paths(RECORD) if p]
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
-    db = tmp_path_factory.mktemp("every-element") / "feedback.sqlite3"
-    app = create_app({"database_url": f"sqlite:///{db}", "TESTING": True})
-    logger = logging.getLogger("cds_service")
-    logger.addHandler(LAST_ERROR)
-    yield app.test_client()
-    logger.removeHandler(LAST_ERROR)
-    app.extensions["cds"].store.close()
-
-
-def test_the_record_itself_is_read(client: FlaskClient) -> None:
-    cards = check(post(client, SERVICE_URL, RECORD))["cards"]
+def test_the_record_itself_is_read(fuzz_client: FlaskClient) -> None:
+    cards = check(post(fuzz_client, SERVICE_URL, RECORD))["cards"]
     assert cards, "the base record must give cards, or the mutations below test nothing"
 
 
 @pytest.mark.parametrize("path", ELEMENT_PATHS, ids=lambda p: ".".join(map(str, p)))
-def test_each_element_with_a_wrong_type_gets_an_answer_not_a_failure(client: FlaskClient,
+def test_each_element_with_a_wrong_type_gets_an_answer_not_a_failure(fuzz_client: FlaskClient,
                                                                      path: tuple[Any, ...]) -> None:
     for wrong in WRONG_TYPES:
         body = copy.deepcopy(RECORD)
@@ -99,4 +85,4 @@ def test_each_element_with_a_wrong_type_gets_an_answer_not_a_failure(client: Fla
         for part in path[:-1]:
             parent = parent[part]
         parent[path[-1]] = wrong
-        check(post(client, SERVICE_URL, body))
+        check(post(fuzz_client, SERVICE_URL, body))

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
-import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,39 +31,13 @@ from cds_service.recognition import BudgetLimits, Recognizer
 from cds_service.recognition.text import ClinicalText
 from tests.conftest import SERVICE_URL
 from tests.support import fhir as F
+from tests.support.last_error import LAST_ERROR
 
 FEEDBACK_URL = SERVICE_URL + "/feedback"
 FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 ALLOWED = {200, 400, 404, 412, 413}
-
-
-class LastError(logging.Handler):
-    """Remembers where the last unhandled exception of the service was raised (for 5xx messages)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.where = ""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info and record.exc_info[1] is not None:
-            frame = traceback.extract_tb(record.exc_info[2])[-1]
-            self.where = (f"{type(record.exc_info[1]).__name__} at {Path(frame.filename).name}:"
-                          f"{frame.lineno}: {record.exc_info[1]}")
-
-
-LAST_ERROR = LastError()
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
-    db = tmp_path_factory.mktemp("fuzz") / "feedback.sqlite3"
-    app = create_app({"database_url": f"sqlite:///{db}", "TESTING": True})
-    logger = logging.getLogger("cds_service")
-    logger.addHandler(LAST_ERROR)
-    yield app.test_client()
-    logger.removeHandler(LAST_ERROR)
 
 
 def check(response: Any, allowed: set[int] = ALLOWED) -> dict[str, Any]:
@@ -87,11 +59,11 @@ def check(response: Any, allowed: set[int] = ALLOWED) -> dict[str, Any]:
     return body
 
 
-def post(client: FlaskClient, url: str, body: Any) -> Any:
+def post(fuzz_client: FlaskClient, url: str, body: Any) -> Any:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     if currently_in_test_context():
         note(f"POST {url} {data[:1500]!r}{'...' if len(data) > 1500 else ''}")
-    return client.post(url, data=data, content_type="application/json")
+    return fuzz_client.post(url, data=data, content_type="application/json")
 
 
 # ---- strategies ------------------------------------------------------------------------------
@@ -322,14 +294,14 @@ FEEDBACK_ITEM = st.one_of(
 @example(body=[]).via("a JSON array")
 @example(body="patient-view").via("a JSON string")
 @example(body={"hook": None}).via("null hook")
-def test_arbitrary_json(client: FlaskClient, body: Any) -> None:
-    check(post(client, SERVICE_URL, body))
+def test_arbitrary_json(fuzz_client: FlaskClient, body: Any) -> None:
+    check(post(fuzz_client, SERVICE_URL, body))
 
 
 @FUZZ
 @given(body=shaped_requests())
-def test_wrong_types_in_every_field(client: FlaskClient, body: dict[str, Any]) -> None:
-    check(post(client, SERVICE_URL, body))
+def test_wrong_types_in_every_field(fuzz_client: FlaskClient, body: dict[str, Any]) -> None:
+    check(post(fuzz_client, SERVICE_URL, body))
 
 
 def _with_search_string() -> dict[str, Any]:
@@ -341,8 +313,8 @@ def _with_search_string() -> dict[str, Any]:
 @FUZZ
 @given(body=mutated_requests())
 @example(body=_with_search_string()).via("Bundle.entry.search is a string")
-def test_mutated_valid_request(client: FlaskClient, body: dict[str, Any]) -> None:
-    check(post(client, SERVICE_URL, body))
+def test_mutated_valid_request(fuzz_client: FlaskClient, body: dict[str, Any]) -> None:
+    check(post(fuzz_client, SERVICE_URL, body))
 
 
 @FUZZ
@@ -352,15 +324,15 @@ def test_mutated_valid_request(client: FlaskClient, body: dict[str, Any]) -> Non
 @example(body={**BASE, "prefetch": {**BASE["prefetch"], "observations": {
     "resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "id": "o",
                                                       "status": ["final"]}}]}}}).via("status list")
-def test_random_resources_in_prefetch(client: FlaskClient, body: dict[str, Any]) -> None:
-    check(post(client, SERVICE_URL, body))
+def test_random_resources_in_prefetch(fuzz_client: FlaskClient, body: dict[str, Any]) -> None:
+    check(post(fuzz_client, SERVICE_URL, body))
 
 
 @FUZZ
 @given(body=st.one_of(
     st.fixed_dictionaries({"feedback": st.lists(FEEDBACK_ITEM, min_size=1, max_size=5)}), JSON))
-def test_feedback_bodies(client: FlaskClient, body: Any) -> None:
-    check(post(client, FEEDBACK_URL, body), {200, 400})
+def test_feedback_bodies(fuzz_client: FlaskClient, body: Any) -> None:
+    check(post(fuzz_client, FEEDBACK_URL, body), {200, 400})
 
 
 @settings(max_examples=100, deadline=None, database=None)
@@ -370,9 +342,9 @@ def test_feedback_bodies(client: FlaskClient, body: Any) -> None:
 @example(data=b'{"hook": "\\ud800"}').via("lone surrogate escape")
 @example(data=b"1e999999").via("number overflow")
 @example(data=b"{" * 5000).via("unterminated deep object")
-def test_raw_bytes(client: FlaskClient, data: bytes) -> None:
-    check(post(client, SERVICE_URL, data))
-    check(post(client, FEEDBACK_URL, data), {200, 400})
+def test_raw_bytes(fuzz_client: FlaskClient, data: bytes) -> None:
+    check(post(fuzz_client, SERVICE_URL, data))
+    check(post(fuzz_client, FEEDBACK_URL, data), {200, 400})
 
 
 # ---- explicit edges --------------------------------------------------------------------------
@@ -387,7 +359,7 @@ def nested_json(depth: int) -> str:
 
 @pytest.mark.parametrize("depth", [60, 63, 64, 65, 66, 100, 1000, 1100, 5000])
 @pytest.mark.parametrize("where", ["body", "prefetch", "extension"])
-def test_deep_nesting(client: FlaskClient, depth: int, where: str) -> None:
+def test_deep_nesting(fuzz_client: FlaskClient, depth: int, where: str) -> None:
     body: Any = copy.deepcopy(BASE)
     if where == "body":
         body = "__DEEP__"
@@ -396,18 +368,18 @@ def test_deep_nesting(client: FlaskClient, depth: int, where: str) -> None:
     else:
         body["extension"] = {"deep": "__DEEP__"}
     raw = json.dumps(body).replace('"__DEEP__"', nested_json(depth))
-    check(post(client, SERVICE_URL, raw.encode()))
+    check(post(fuzz_client, SERVICE_URL, raw.encode()))
 
 
 @pytest.mark.parametrize("field", ["hook", "hookInstance", "fhirServer", "userId", "patientId"])
-def test_huge_strings(client: FlaskClient, field: str) -> None:
+def test_huge_strings(fuzz_client: FlaskClient, field: str) -> None:
     body = copy.deepcopy(BASE)
     huge = "k" * 2_000_000
     if field in ("userId", "patientId"):
         body["context"][field] = huge
     else:
         body[field] = huge
-    check(post(client, SERVICE_URL, body))
+    check(post(fuzz_client, SERVICE_URL, body))
 
 
 def test_body_over_the_limit_gets_413_json(tmp_path: Path) -> None:
@@ -422,18 +394,18 @@ def test_body_over_the_limit_gets_413_json(tmp_path: Path) -> None:
         assert response.is_json and response.get_json()["error"]
 
 
-def test_unknown_routes_and_methods_answer_json(client: FlaskClient) -> None:
+def test_unknown_routes_and_methods_answer_json(fuzz_client: FlaskClient) -> None:
     for method, url in [("GET", "/nope"), ("DELETE", SERVICE_URL), ("PUT", FEEDBACK_URL),
                         ("POST", "/cds-services/other-service"), ("GET", SERVICE_URL)]:
-        response = client.open(url, method=method, json={})
+        response = fuzz_client.open(url, method=method, json={})
         assert 400 <= response.status_code < 500
         assert response.is_json and response.get_json()["error"]
 
 
-def test_method_not_allowed_names_the_allowed_methods(client: FlaskClient) -> None:
+def test_method_not_allowed_names_the_allowed_methods(fuzz_client: FlaskClient) -> None:
     """RFC 9110 §15.5.6 (found by schemathesis' unsupported-method check): a 405 names the allowed
     methods in `Allow`, also when the body is the service's JSON error."""
-    response = client.delete(SERVICE_URL)
+    response = fuzz_client.delete(SERVICE_URL)
     assert response.status_code == 405
     assert "POST" in response.headers.get("Allow", ""), dict(response.headers)
 
@@ -455,7 +427,7 @@ def _condition_with_text(text: str) -> dict[str, Any]:
             "subject": {"reference": "Patient/p1"}}
 
 
-def test_every_text_is_read_only_up_to_a_clinical_length(client: FlaskClient,
+def test_every_text_is_read_only_up_to_a_clinical_length(fuzz_client: FlaskClient,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Denial of service found by this suite: a 40 kB text of negated phrases ("no calf pain.") took
     seconds and grew with the square of its length. Now a label-sized text (a Condition's text, a
@@ -469,12 +441,12 @@ def test_every_text_is_read_only_up_to_a_clinical_length(client: FlaskClient,
         return original(self, text, charge)
 
     monkeypatch.setattr(ClinicalText, "read", recording)
-    check(post(client, SERVICE_URL, _long_text_call(("no calf pain. " * 3000)[:40_000])))
+    check(post(fuzz_client, SERVICE_URL, _long_text_call(("no calf pain. " * 3000)[:40_000])))
     assert seen, "the text reader ran"
     assert max(seen) <= BudgetLimits().label_max_chars
 
 
-def test_long_texts_are_matched_only_up_to_a_clinical_length(client: FlaskClient) -> None:
+def test_long_texts_are_matched_only_up_to_a_clinical_length(fuzz_client: FlaskClient) -> None:
     """Only the first label_max_chars characters of a label-sized text are read: a phrase past that
     point is not read, one inside it is, and both calls answer normally."""
     knowledge = load_catalog(CARDS_DIR)
@@ -488,4 +460,4 @@ def test_long_texts_are_matched_only_up_to_a_clinical_length(client: FlaskClient
     assert "knee-complaint" not in concepts(filler + "calf pain"), "a phrase past the limit is not read"
     assert "knee-complaint" in concepts("calf pain " + filler)
     for text in (filler * 100 + "calf pain", ("zzzz " * 200_000)[:500_000]):
-        check(post(client, SERVICE_URL, _long_text_call(text)))
+        check(post(fuzz_client, SERVICE_URL, _long_text_call(text)))
