@@ -17,8 +17,7 @@ def _new(record: PatientRecord, concept: str, t: Mapping[str, float]) -> list[Fa
 def _background(record: PatientRecord, concept: str) -> list[Fact]:
     """Active Conditions of back pain or sciatica however long they have lasted: "longstanding low back
     pain" is the usual background of cauda equina, so a past-tense wording does not drop it."""
-    return [c for c in record.conditions if c.has(concept) and c.present is True and not c.suspected
-            and (c.status is None or c.status in ACTIVE_CLINICAL)]
+    return [c for c in record.any_conditions(concept) if c.status is None or c.status in ACTIVE_CLINICAL]
 
 
 NEURO_LEG_CONCEPTS = ("sciatica", "foot-drop", "leg-weakness", "limb-paraesthesia")
