@@ -267,7 +267,7 @@ def measure_stages(app: Flask, request: BenchRequest, *, iterations: int = 10) -
 def _rules_and_cards(record: PatientRecord, knowledge: Knowledge,
                      source: CardSource) -> tuple[list[Finding], list[Card]]:
     findings = evaluate_rules(record, knowledge.thresholds, knowledge.scope_concepts,
-                              knowledge.indicator_of)
+                              knowledge.indicator_of, knowledge.scores)
     return findings, [render_card(f, record, knowledge, source) for f in findings]
 
 

@@ -21,7 +21,7 @@ from .wire import Card, CdsResponse
 
 def load_catalog(directory: Path) -> Knowledge:
     """The knowledge under `directory`, checked against what the rules read (concepts, thresholds,
-    card placeholders): the one place that knows both."""
+    card placeholders, score items): the one place that knows both."""
     return load_knowledge(directory, REQUIREMENTS)
 
 
@@ -72,6 +72,6 @@ class Evaluator:
         record = self.recognizer.record(resources, patient_id, now or self.clock(), attachments,
                                         encounter_id)
         findings = evaluate(record, self.knowledge.thresholds, self.knowledge.scope_concepts,
-                            self.knowledge.indicator_of)
+                            self.knowledge.indicator_of, self.knowledge.scores)
         cards = tuple(render_card(f, record, self.knowledge, self._source, companion) for f in findings)
         return Evaluation(record, tuple(findings), cards)

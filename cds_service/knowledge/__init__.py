@@ -18,6 +18,7 @@ from .cards import CardDefinition, OrderDefinition, load_card_definitions, load_
 from .codes import CodeList, load_code_lists, merge_code_lists, require_concepts
 from .language import ContextRules, Language, load_context_rules, load_language
 from .quantities import Thresholds, UnitTable, load_thresholds, load_units
+from .scores import ScoreWording, load_scores
 
 __all__ = ["Knowledge", "KnowledgeError", "Requirements", "load_knowledge"]
 
@@ -29,6 +30,7 @@ class Requirements:
     concepts: frozenset[str] = frozenset()
     thresholds: frozenset[str] = frozenset()
     placeholders: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    scores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # score key → its item keys
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Knowledge:
     scope_concepts: tuple[str, ...]
     orders: dict[str, OrderDefinition]
     cards: dict[str, CardDefinition]
+    scores: dict[str, ScoreWording]
 
     def indicator_of(self, finding: Finding) -> str:
         """The card indicator for a finding (a variant may raise or lower it)."""
@@ -105,4 +108,5 @@ def load_knowledge(directory: Path, requirements: Requirements) -> Knowledge:
         scope_concepts=_scope(directory / "scope.yaml", set(code_lists)),
         orders=orders,
         cards=load_card_definitions(directory / "cards", requirements.placeholders, orders),
+        scores=load_scores(directory / "scores.yaml", requirements.scores),
     )

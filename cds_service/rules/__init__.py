@@ -14,8 +14,9 @@ from dataclasses import replace
 
 from ..findings import INDICATOR_RANK, Evidence, Finding
 from ..knowledge import Requirements
+from ..knowledge.scores import ScoreWording
 from ..record.model import Fact, PatientRecord
-from .dvt import dvt_excluded, dvt_rule, symptomatic_legs, wells_score
+from .dvt import WELLS_DVT, WELLS_ITEMS, dvt_excluded, dvt_rule, symptomatic_legs, wells_score
 from .incomplete import record_incomplete_rule
 from .infection import septic_arthritis_rule
 from .msk import (
@@ -26,7 +27,7 @@ from .msk import (
     persistent_pain_rule,
 )
 from .neuro import cauda_equina_rule, neuro_deficit_rule, sciatica_rule
-from .pe import pe_rule
+from .pe import PE_WELLS_ITEMS, WELLS_PE, pe_rule
 from .vascular import acute_limb_ischaemia_rule, pad_rule
 
 # Placeholders each topic's rule provides beyond {evidence} {not_documented} {thresholds} {age}.
@@ -64,8 +65,14 @@ THRESHOLDS_USED = frozenset({
     "persistent_pain_after_days", "pregnancy_within_days", "puerperium_days",
 })
 
+# The scores the rules compute, with their item keys in order: cards/scores.yaml words exactly these.
+SCORE_ITEMS: dict[str, tuple[str, ...]] = {
+    WELLS_DVT: tuple(key for key, _ in WELLS_ITEMS),
+    WELLS_PE: tuple(key for key, _ in PE_WELLS_ITEMS),
+}
 
-REQUIREMENTS = Requirements(concepts=CONCEPTS_USED, thresholds=THRESHOLDS_USED, placeholders=PLACEHOLDERS)
+REQUIREMENTS = Requirements(concepts=CONCEPTS_USED, thresholds=THRESHOLDS_USED, placeholders=PLACEHOLDERS,
+                            scores=SCORE_ITEMS)
 
 
 def current_complaints(record: PatientRecord, t: Mapping[str, float],
@@ -86,17 +93,18 @@ def _with_complaint(finding: Finding, complaint: Fact) -> Finding:
 
 
 def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequence[str],
-             indicator_of: Callable[[Finding], str]) -> list[Finding]:
+             indicator_of: Callable[[Finding], str], scores: Mapping[str, ScoreWording]) -> list[Finding]:
     """All findings for the record, most urgent first; empty when out of scope or nothing applies.
 
-    `indicator_of` gives a finding's card indicator (the indicators are data in cards/).
+    `indicator_of` gives a finding's card indicator and `scores` the wording of the score tables (both
+    data in cards/).
     """
     complaints = current_complaints(record, t, scope_concepts)
     if not complaints:
         unreadable = record_incomplete_rule(record, scope_concepts, in_scope=False)
         return [unreadable] if unreadable else []
     wells = wells_score(record, t, symptomatic_legs(complaints))
-    dvt = dvt_rule(record, t, wells)
+    dvt = dvt_rule(record, t, wells, scores[WELLS_DVT])
     ces = cauda_equina_rule(record, t)
     deficit = None if ces else neuro_deficit_rule(record, t)
     septic = septic_arthritis_rule(record, t)
@@ -105,8 +113,9 @@ def evaluate(record: PatientRecord, t: Mapping[str, float], scope_concepts: Sequ
         septic = _absorb(septic, weight)
         weight = None
     ali = acute_limb_ischaemia_rule(record, t)
-    findings = [f for f in (dvt, pe_rule(record, t, dvt, wells), ces, deficit, septic, ali, weight,
-                            acute_knee_injury_rule(record, t)) if f is not None]
+    pe = pe_rule(record, t, dvt, wells, scores[WELLS_PE])
+    findings = [f for f in (dvt, pe, ces, deficit, septic, ali, weight, acute_knee_injury_rule(record, t))
+                if f is not None]
     critical = any(indicator_of(f) == "critical" for f in findings)
     if not critical:  # less urgent differentials are info, unless a red flag fires (criteria §1.5)
         neuro = deficit is not None

@@ -13,28 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..findings import Evidence, Finding, ScoreItem, ScoreTable
+from ..knowledge.scores import ScoreWording
 from ..record.model import LEGS, UNDATED, Fact, PatientRecord
 
-# (item key, Wells text, points); the order is the order of NG158 Table 1
+WELLS_DVT = "wells-dvt"  # the score's key in cards/scores.yaml and in the score tables
+# (item key, points): the instrument, in the order of NG158 Table 1; its wording is in cards/scores.yaml
 WELLS_ITEMS = (
-    ("cancer", "Active cancer (treatment ongoing, within 6 months, or palliative)", 1),
-    ("paralysis", "Paralysis, paresis or recent plaster immobilisation of the leg", 1),
-    ("bedridden", "Bedridden ≥ 3 days or major surgery within 12 weeks", 1),
-    ("tenderness", "Localised tenderness along the deep venous system", 1),
-    ("entire_leg", "Entire leg swollen", 1),
-    ("calf", "Calf swelling ≥ 3 cm compared with the other leg", 1),
-    ("oedema", "Pitting oedema confined to the symptomatic leg", 1),
-    ("collaterals", "Collateral superficial veins (non-varicose)", 1),
-    ("previous_dvt", "Previously documented DVT", 1),
-    ("alternative", "Alternative diagnosis at least as likely as DVT", -2),
+    ("cancer", 1), ("paralysis", 1), ("bedridden", 1), ("tenderness", 1), ("entire_leg", 1), ("calf", 1),
+    ("oedema", 1), ("collaterals", 1), ("previous_dvt", 1), ("alternative", -2),
 )
-# A few words per item, for the card's "not documented" line
-WELLS_SHORT = {
-    "cancer": "active cancer", "paralysis": "paralysis or plaster", "bedridden": "bedridden or surgery",
-    "tenderness": "deep-vein tenderness", "entire_leg": "entire leg swollen", "calf": "calf swelling ≥ 3 cm",
-    "oedema": "pitting oedema", "collaterals": "collateral veins", "previous_dvt": "previous DVT",
-    "alternative": "alternative diagnosis as likely",
-}
 # Concepts whose documented absence ("no calf swelling") the calculator shows beside an unscored item;
 # the score itself never reads them.
 ABSENT_CONCEPTS = {
@@ -54,16 +41,17 @@ LEG_COMPLAINTS = ("knee-complaint", "leg-swelling", "calf-swelling", "entire-leg
 
 @dataclass(frozen=True)
 class WellsScore:
-    """Scored items of one leg with the fact behind each, and the items the record does not document."""
+    """Scored items of one leg with the fact behind each, and the keys of the items the record does not
+    document."""
 
     items: Mapping[str, Fact]
-    not_documented: tuple[str, ...]
+    not_documented: tuple[str, ...]  # item keys
     leg: str | None = None  # left | right; None when no finding names a side
     absent: Mapping[str, Fact] = field(default_factory=dict)  # unscored items documented as absent
 
     @property
     def score(self) -> int:
-        return sum(points for key, _, points in WELLS_ITEMS if key in self.items)
+        return sum(points for key, points in WELLS_ITEMS if key in self.items)
 
     def has_sign_or_risk(self) -> bool:
         return any(key != "alternative" for key in self.items)
@@ -71,19 +59,18 @@ class WellsScore:
     def has_signs(self) -> bool:
         return bool(SIGN_ITEMS & set(self.items))
 
-    def table(self, likely_at: float) -> ScoreTable:
+    def table(self, likely_at: float, wording: ScoreWording) -> ScoreTable:
         """Every item with the fact behind it, or its documented absence (card and calculator)."""
         items = []
-        for key, text, points in WELLS_ITEMS:
+        for key, points in WELLS_ITEMS:
             fact, absent = self.items.get(key), self.absent.get(key)
             items.append(ScoreItem(
-                key, text, WELLS_SHORT[key], points,
+                key, wording.text(key), wording.short(key), points,
                 evidence=fact.evidence(points=points) if fact is not None else None,
                 absent=absent.evidence() if absent is not None and fact is None else None,
                 judgement=key == "alternative",
             ))
-        return ScoreTable("wells-dvt", "Wells DVT score (two-level, NICE NG158)", "Wells", tuple(items), likely_at,
-                          leg=self.leg)
+        return ScoreTable(WELLS_DVT, wording.title, wording.name, tuple(items), likely_at, leg=self.leg)
 
 
 def _first(*groups: list[Fact]) -> Fact | None:
@@ -140,7 +127,7 @@ def _leg_score(record: PatientRecord, t: Mapping[str, float], leg: str | None,
         "collaterals": sign("collateral-veins"),
     }
     items = {key: fact for key, fact in candidates.items() if fact is not None}
-    missing = tuple(text for key, text, _ in WELLS_ITEMS if key not in items and key != "alternative")
+    missing = tuple(key for key, _ in WELLS_ITEMS if key not in items and key != "alternative")
     return WellsScore(items, missing, leg, _absent(record, t, leg, items))
 
 
@@ -229,7 +216,8 @@ def _unilateral_leg_complaint(record: PatientRecord, t: Mapping[str, float]) -> 
     return _first(found)
 
 
-def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -> Finding | None:
+def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore,
+             wording: ScoreWording) -> Finding | None:
     """dvt-likely (Wells ≥ 2, or pregnancy with unilateral leg symptoms), dvt-possible (Wells ≤ 1 with a
     sign, a risk factor or a current suspicion), or nothing."""
     pregnancy = pregnancy_state(record, t)
@@ -285,7 +273,7 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
     if anticoagulant:
         drug = anticoagulant[0]
         evidence.append(drug.evidence(f"On {drug.ingredient or drug.evidence().text}"))
-    table = wells.table(t["wells_dvt_likely_at_least"])
+    table = wells.table(t["wells_dvt_likely_at_least"], wording)
     return Finding(
         topic=topic,
         evidence=tuple(evidence),
@@ -297,7 +285,7 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
             "leg": f"{wells.leg} leg" if wells.leg else "side not recorded",
             "anticoagulant": anticoagulant[0].ingredient or anticoagulant[0].label if anticoagulant else "",
         },
-        not_documented=wells.not_documented,
+        not_documented=tuple(wording.text(key) for key in wells.not_documented),
         thresholds=("wells_dvt_likely_at_least", "adult_age_years", "surgery_within_days_dvt",
                     "calf_swelling_cm_at_least", "d_dimer_negative_at_most_ug_per_ml_feu", "puerperium_days"),
     )

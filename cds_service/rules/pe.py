@@ -5,20 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..findings import Finding, ScoreItem, ScoreTable
+from ..knowledge.scores import ScoreWording
 from ..record.model import Fact, PatientRecord
 from .dvt import WellsScore, active_cancer
 
 PE_FEATURE_CONCEPTS = ("dyspnoea", "chest-pain", "haemoptysis")
-# (item key, PE Wells text, a few words, points): NICE NG158 Table 2
+WELLS_PE = "wells-pe"  # the score's key in cards/scores.yaml and in the score tables
+# (item key, points): the instrument, in the order of NICE NG158 Table 2; its wording is in cards/scores.yaml
 PE_WELLS_ITEMS = (
-    ("dvt_signs", "Clinical signs and symptoms of DVT (leg swelling and pain on palpation of the deep veins)",
-     "signs of DVT", 3),
-    ("alternative", "An alternative diagnosis is less likely than PE", "alternative diagnosis less likely", 3),
-    ("heart_rate", "Heart rate > 100/min", "heart rate > 100/min", 1.5),
-    ("immobilisation", "Immobilisation > 3 days or surgery in the previous 4 weeks", "immobilisation or surgery", 1.5),
-    ("previous", "Previous DVT or PE", "previous DVT or PE", 1.5),
-    ("haemoptysis", "Haemoptysis", "haemoptysis", 1),
-    ("cancer", "Malignancy (on treatment, treated in the last 6 months, or palliative)", "malignancy", 1),
+    ("dvt_signs", 3), ("alternative", 3), ("heart_rate", 1.5), ("immobilisation", 1.5), ("previous", 1.5),
+    ("haemoptysis", 1), ("cancer", 1),
 )
 
 
@@ -39,7 +35,7 @@ def _pe_features(record: PatientRecord, t: Mapping[str, float]) -> list[tuple[st
 
 
 def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
-            wells: WellsScore) -> Finding | None:
+            wells: WellsScore, wording: ScoreWording) -> Finding | None:
     """pe-suspected when a DVT card fires and the patient has a PE feature."""
     if dvt is None:
         return None
@@ -67,11 +63,11 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
     cancer = active_cancer(record, t)
     if cancer:
         scored["cancer"] = cancer
-    table = ScoreTable("wells-pe", "PE Wells score (two-level, NICE NG158)", "PE Wells", tuple(
-        ScoreItem(key, text, short, points,
+    table = ScoreTable(WELLS_PE, wording.title, wording.name, tuple(
+        ScoreItem(key, wording.text(key), wording.short(key), points,
                   evidence=scored[key].evidence(points=points) if key in scored else None,
                   judgement=key == "alternative", named=key == "dvt_signs")
-        for key, text, short, points in PE_WELLS_ITEMS
+        for key, points in PE_WELLS_ITEMS
     ), t["pe_wells_likely_above"], strict=True)
     score = table.score
     evidence = [fact.evidence() for _, fact in features]
