@@ -136,16 +136,16 @@ class Recognizer:
 
     def _observations(self, raws: list[dict[str, Any]], reading: Reading) -> list[Fact]:
         """Newest first; of each coded concept only the latest few are read (rules read only those)."""
-        ordered = sorted(raws, key=lambda r: (t.timestamp() if (t := observation_time(r)) else float("-inf")),
-                         reverse=True)
+        timed = [(observation_time(raw), raw) for raw in raws]
+        timed.sort(key=lambda pair: pair[0].timestamp() if pair[0] else float("-inf"), reverse=True)
         reader = ObservationReader(reading)
         kept: dict[str, int] = {}
         facts: list[Fact] = []
-        for raw in ordered:
+        for when, raw in timed:
             coded = self._coded_concepts(raw.get("code"))
             if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
                 continue
-            found = reader.read(raw)
+            found = reader.read(raw, when)
             if found:  # an invalid one is named as unread and leaves its place to the next
                 for concept in coded:
                     kept[concept] = kept.get(concept, 0) + 1
