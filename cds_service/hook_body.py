@@ -6,9 +6,9 @@ of types nobody reads (a Synthea record's claims and explanations of benefit are
 kept to the end of the call. Here msgspec splits the body into its parts without building them (keys
 and raw JSON text; a prefetch of Bundles in one pass down to its entries), and orjson parses each part as
 it parsed the whole body before: the same values from the same parser, one entry at a time (the entry
-whole, one call: its fullUrl and request are checked with it and dropped). A resource of a type the service does not read is parsed (a
-malformed one is refused as before) and kept as what the patient check reads of it: its type, id,
-subject and patient.
+whole in one call: its fullUrl and request are checked with it and dropped). A resource of a type the
+service does not read is parsed (a malformed one is refused as before) and kept as what the patient
+check reads of it: its type, id, subject and patient.
 
 Whatever the split does not expect (a body that is not an object, a Bundle or entry with elements FHIR
 does not define, JSON msgspec or orjson refuses, nesting msgspec will not follow) is parsed whole by
