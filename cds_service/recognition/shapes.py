@@ -66,7 +66,7 @@ def _day(year: str, month: str | None, day: str | None) -> bool:
         return True
     if not "01" <= month <= "12":
         return False
-    return day is None or 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]
+    return day is None or "01" <= day <= "28" or 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]
 
 
 def _date(value: Any) -> bool:

@@ -8,6 +8,7 @@ writes "Pain behind the right knee" with an unknown local code is still recognis
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,14 +53,59 @@ def _entry_key(entry: CodeEntry) -> str:
     return f"{entry.concept}|{entry.system}|{entry.code}"
 
 
+_CODINGS_KEPT = 20_000  # codings whose statements a worker keeps; emptied when full
+_CODING_KEPT_CHARS = 1_024  # a longer system, code and display is read every time, never kept
+
+
+class CodedStatements:
+    """The statements of each known coding, kept per worker by the coding as written (system, code,
+    display): a record repeats its codings, and a Statement is immutable."""
+
+    def __init__(self, index: CodeIndex, side_words: Mapping[str, str]) -> None:
+        self._index = index
+        self._side_words = side_words
+        self._kept: dict[tuple[str, str, str | None], tuple[Statement, ...]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, system: str, code: str, display: str | None) -> tuple[Statement, ...]:
+        """Statements of one coding; empty when no code list knows it."""
+        key = (system, code, display)
+        found = self._kept.get(key)
+        if found is not None:
+            return found
+        entries = self._index.lookup(system, code)
+        if entries:
+            side = side_in_words(display, self._side_words) if display is not None else None
+            found = tuple(_coded(entries, code, side))
+        else:
+            found = ()
+        if len(system) + len(code) + len(display or "") <= _CODING_KEPT_CHARS:
+            with self._lock:
+                if len(self._kept) >= _CODINGS_KEPT:
+                    self._kept.clear()
+                self._kept[key] = found
+        return found
+
+
+def _coded(entries: tuple[CodeEntry, ...], code: str, display_side: str | None) -> list[Statement]:
+    """Statements of one known coding; its side is the code's, else the one its display names."""
+    groups: dict[tuple[str | None, str, str | None], list[CodeEntry]] = {}
+    for entry in entries:
+        side = entry.laterality_of(code) or display_side
+        groups.setdefault((side, entry.polarity, entry.ingredient), []).append(entry)
+    return [
+        Statement(concepts=frozenset(e.concept for e in group), polarity=polarity, laterality=side,
+                  ingredient=ingredient, matched=tuple(_entry_key(e) for e in group))
+        for (side, polarity, ingredient), group in groups.items()
+    ]
+
+
 class StatementReader:
     """Reads codes and texts of one request, charging its text budget and noting what it cannot read."""
 
-    def __init__(self, index: CodeIndex, text: ClinicalText, budget: TextBudget,
-                 side_words: Mapping[str, str]) -> None:
-        self._index = index
+    def __init__(self, coded: CodedStatements, text: ClinicalText, budget: TextBudget) -> None:
+        self._coded = coded
         self._text = text
-        self._side_words = side_words
         self.budget = budget
         self.unread: dict[str, Unread] = {}
         self._charged: set[str] = set()
@@ -76,26 +122,15 @@ class StatementReader:
             if not isinstance(coding, Mapping):
                 continue
             system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
-            entries = self._index.lookup(system, code) if isinstance(system, str) and isinstance(code, str) else ()
-            if entries:
-                side = side_in_words(display, self._side_words) if isinstance(display, str) else None
-                statements += self._coded(entries, code, side)  # type: ignore[arg-type]
-            elif isinstance(display, str):
+            if not isinstance(display, str):
+                display = None
+            found = self._coded.of(system, code, display) if isinstance(system, str) and isinstance(code, str) \
+                else ()
+            if found:
+                statements += found
+            elif display is not None:
                 displays.append(display)
         return statements, displays
-
-    @staticmethod
-    def _coded(entries: tuple[CodeEntry, ...], code: str, display_side: str | None) -> list[Statement]:
-        """Statements of one known coding; its side is the code's, else the one its display names."""
-        groups: dict[tuple[str | None, str, str | None], list[CodeEntry]] = {}
-        for entry in entries:
-            side = entry.laterality_of(code) or display_side
-            groups.setdefault((side, entry.polarity, entry.ingredient), []).append(entry)
-        return [
-            Statement(concepts=frozenset(e.concept for e in group), polarity=polarity, laterality=side,
-                      ingredient=ingredient, matched=tuple(_entry_key(e) for e in group))
-            for (side, polarity, ingredient), group in groups.items()
-        ]
 
     # ---- text ----------------------------------------------------------------------------
 
