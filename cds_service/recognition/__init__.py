@@ -31,7 +31,7 @@ from .observations import ObservationReader, observation_time
 from .raw_json import listed
 from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
-from .statements import CodedStatements, StatementReader
+from .statements import CodedStatements, SilentConcepts, StatementReader
 from .text import ClinicalText
 from .validation import READ_ELEMENTS, ResourceValidator
 
@@ -70,6 +70,7 @@ class Recognizer:
         self.limits = limits or BudgetLimits()
         self.codes = CodeIndex(knowledge.code_lists)
         self.coded = CodedStatements(self.codes, knowledge.language.sides)
+        self.silent = SilentConcepts()
         self.text = ClinicalText(knowledge)
         self._validator = ResourceValidator(max_depth)
         self._relevant = frozenset(knowledge.code_lists)
@@ -90,7 +91,7 @@ class Recognizer:
                 resources_of_another_patient=foreign,
             )
         budget = TextBudget(self.limits)
-        statements = StatementReader(self.coded, self.text, budget)
+        statements = StatementReader(self.coded, self.text, budget, self.silent)
         reading = Reading(self.knowledge, statements, self._validator,
                           self.limits, now, self._relevant)
         patient = self._patient(by_type.get("Patient", []), patient_id, reading)
