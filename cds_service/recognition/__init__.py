@@ -28,7 +28,6 @@ from .encounters import current_encounters, diagnosis_dates, read_encounter
 from .identity import other_patients
 from .notes import AttachmentContent, read_note, select_notes
 from .observations import ObservationReader, observation_time
-from .raw_json import listed
 from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
 from .statements import CodedStatements, SilentConcepts, StatementReader
@@ -155,10 +154,13 @@ class Recognizer:
         return facts
 
     def _coded_concepts(self, concept: Any) -> set[str]:
+        """Concepts the known codings of a raw CodeableConcept name (its text is not read here)."""
         found: set[str] = set()
-        if isinstance(concept, Mapping):
-            for coding in listed(concept.get("coding")):
-                if isinstance(coding, Mapping) and isinstance(coding.get("system"), str) \
-                        and isinstance(coding.get("code"), str):
-                    found |= {e.concept for e in self.codes.lookup(coding["system"], coding["code"])}
+        codings = concept.get("coding") if type(concept) is dict else None
+        if type(codings) is list:
+            for coding in codings:
+                if type(coding) is dict:
+                    system, code = coding.get("system"), coding.get("code")
+                    if type(system) is str and type(code) is str and (entries := self.codes.lookup(system, code)):
+                        found.update(entry.concept for entry in entries)
         return found
