@@ -29,11 +29,10 @@ KEPT_OF_UNREAD = ("resourceType", "id", "subject", "patient")
 _BUNDLE_PREFIX = b'{"resourceType":"Bundle"'
 
 
-#: Bundle.entry's elements in FHIR R4; an entry with any other is parsed with the whole body.
+#: Bundle.entry's elements in FHIR R4; an entry with any other is parsed with the whole body. Of an entry
+#: the service keeps its resource and search; the rest is parsed (a malformed one is refused) and dropped.
 ENTRY_ELEMENTS = frozenset({"resource", "search", "fullUrl", "request", "response", "link", "id", "extension",
                             "modifierExtension"})
-#: What the service reads of an entry; the rest is parsed (a malformed one is refused) and dropped.
-ENTRY_KEPT = ("resource", "search")
 
 
 class _Bundle(msgspec.Struct, forbid_unknown_fields=True):
