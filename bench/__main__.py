@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import data, fallback, inprocess, load, report, store
+from . import data, fallback, inprocess, load, profile, report, store
 from .stats import markdown_table, ms, ratio
 
 LADDER = (10, 100, 1_000, 10_000)
@@ -69,6 +69,14 @@ response. The body is decoded by `cds_service/hook_body.py` (msgspec splits the 
 it, orjson parses one resource at a time, resources of types the service does not read are kept as
 type, id, subject and patient only), so orjson's own document tree of the whole body (about 12× the
 body) is never built."""
+PROFILE_INTRO = """\
+The service under gunicorn as shipped, while wrk sends the typical call at 10 connections: py-spy
+samples each worker's threads that hold the GIL (bench/profile.py), and each sample is charged to the
+first pipeline step in its stack. The share of samples is the share of the worker's CPU; times the
+server CPU per call of the same run it gives milliseconds per call. The bare Flask floor is the
+"Flask around the call" and "gunicorn" rows plus reading the body; everything else is the service's
+own work."""
+
 SWEEP_INTRO = """\
 The service under gunicorn (shipped worker class, access log on, SQLite feedback store) with each
 count of workers and threads, one configuration after the other: wrk at 10 connections, the typical
@@ -185,6 +193,7 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     # ---- 2. under load --------------------------------------------------------------------------
     wrk_results: list[load.WrkResult] = []
     diagnostic: load.WrkResult | None = None
+    sampled: profile.Profile | None = None
     sweep: list[load.SweepPoint] = []
     gunicorn: dict[str, Any] = {}
     if args.skip_load:
@@ -192,9 +201,9 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     else:
         gunicorn = guarded(clock, "gunicorn settings", errors, load.gunicorn_settings) or {}
         outcome = guarded(clock, "load", errors, lambda: _load_section(
-            clock, workdir, typical, largest, cards, wrk_seconds))
+            clock, workdir, typical, largest, cards, wrk_seconds, errors))
         if outcome:
-            wrk_results, diagnostic = outcome
+            wrk_results, diagnostic, sampled = outcome
         sweep = guarded(clock, "workers x threads", errors, lambda: _sweep_section(
             clock, workdir, typical, largest, max(3.0, wrk_seconds / 2))) or []
 
@@ -245,6 +254,10 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
     if memory:
         sections.insert(2 if stages else 1, ("Memory per request in flight", MEMORY_INTRO + "\n\n"
                                              + inprocess.memory_table(memory)))
+    if sampled is not None or "profile" in errors:
+        at = next(i for i, (title, _) in enumerate(sections) if title.startswith("2.")) + 1
+        sections.insert(at, ("Profile of a worker under load", PROFILE_INTRO + "\n\n" + (
+            profile.table(sampled) if sampled is not None else f"Not measured: {errors['profile']}")))
     if sweep:
         shipped = (gunicorn.get("workers"), gunicorn.get("threads"))
         at = next(i for i, (title, _) in enumerate(sections) if title.startswith("2.")) + 1
@@ -273,8 +286,8 @@ def _run(args: argparse.Namespace, quick: bool, wrk_seconds: float, output: Path
 
 
 def _load_section(clock: Clock, workdir: Path, typical: data.BenchRequest,
-                  large: data.BenchRequest, cards: bytes, seconds: float
-                  ) -> tuple[list[load.WrkResult], load.WrkResult | None]:
+                  large: data.BenchRequest, cards: bytes, seconds: float, errors: dict[str, str]
+                  ) -> tuple[list[load.WrkResult], load.WrkResult | None, profile.Profile | None]:
     if load.wrk_path() is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install -y wrk)")
     bodies = {"typical": workdir / "typical.json", "large": workdir / "large.json"}
@@ -312,7 +325,9 @@ def _load_section(clock: Clock, workdir: Path, typical: data.BenchRequest,
                      request="typical", script=script)
         diagnostic = load.run_wrk(running[name].url, bodies["typical"], 10, seconds, server=name,
                                   request="typical", script=script, cpu_of=running[name])
-    return results, diagnostic
+        sampled = guarded(clock, "profile", errors, lambda: profile.measure(
+            running["service"], bodies["typical"], script, max(5.0, seconds), workdir))
+    return results, diagnostic, sampled
 
 
 def _sweep_section(clock: Clock, workdir: Path, typical: data.BenchRequest, large: data.BenchRequest,
@@ -356,8 +371,9 @@ def _sections(rows: list[inprocess.Row], stages: list[inprocess.Stages],
         sections.append(("Where the time goes", _hotspots(stages, typical, large)))
     if wrk_results:
         body = (
-            "gunicorn with deploy/gunicorn.conf.py (same workers, threads, worker class, keep-alive "
-            "and access log for both), 127.0.0.1, CDS_AUTH=off. **service**: `cds_service.wsgi:app` "
+            "gunicorn with deploy/gunicorn.conf.py (same workers, threads, worker class and keep-alive "
+            "for both; gunicorn's access log off as shipped, the service writing its own line per request "
+            "at INFO), 127.0.0.1, CDS_AUTH=off. **service**: `cds_service.wsgi:app` "
             "with a SQLite feedback store in a temporary directory on the same disk as the "
             "repository. **bare Flask**: `bench/bare_app.py`, which reads the body and answers the "
             "service's own response to the typical request. wrk POSTs the same body over and over: "

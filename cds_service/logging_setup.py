@@ -16,7 +16,7 @@ import orjson
 ALLOWED_FIELDS = frozenset({
     "event", "method", "endpoint", "service_id", "hook_instance", "status", "duration_ms",
     "card_topics", "fhir_requests", "error", "reason", "path", "knowledge", "auth", "production",
-    "request_id", "user_type",
+    "request_id", "user_type", "bytes", "remote_addr",
 })
 
 #: The id of the request being handled on this thread (set by the app for each request), written

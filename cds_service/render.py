@@ -58,10 +58,18 @@ class CompanionLink:
                     appContext=self.app_context if smart else None)
 
 
-class _Values(dict[str, str]):
-    """Placeholder values; a value a rule did not supply reads as 'not documented'."""
+class PlaceholderValues(dict[str, str]):
+    """Placeholder values; a value a rule did not supply reads as 'not documented'. `{score_table}`
+    (the finding's first score table in Markdown) is made only when a template asks for it."""
+
+    def __init__(self, values: dict[str, str], tables: Sequence[ScoreTable] = ()) -> None:
+        super().__init__(values)
+        self._tables = tables
 
     def __missing__(self, key: str) -> str:
+        if key == "score_table" and self._tables:
+            self[key] = self._tables[0].markdown()
+            return self[key]
         return "not documented"
 
 
@@ -135,9 +143,9 @@ def _unread(finding: Finding, record: PatientRecord) -> str:
 
 
 def _values(finding: Finding, record: PatientRecord, knowledge: Knowledge, most: int, limit: int,
-            companion: bool) -> _Values:
+            companion: bool) -> PlaceholderValues:
     today = record.now.date()
-    values = _Values(finding.values)
+    values = PlaceholderValues(finding.values, finding.tables)
     wells = finding.table("wells-dvt")
     pe = finding.table("wells-pe")
     values.update({
@@ -152,7 +160,7 @@ def _values(finding: Finding, record: PatientRecord, knowledge: Knowledge, most:
     return values
 
 
-def _detail(text: VariantText, values: _Values) -> str:
+def _detail(text: VariantText, values: PlaceholderValues) -> str:
     """The detail template with its values; a line whose placeholders are all empty is left out."""
     out: list[str] = []
     for line in text.lines:
@@ -172,7 +180,7 @@ def fits(detail: str) -> bool:
 
 
 def render_detail(finding: Finding, record: PatientRecord, knowledge: Knowledge, text: VariantText,
-                  companion: bool) -> tuple[str, _Values]:
+                  companion: bool) -> tuple[str, PlaceholderValues]:
     """The detail at the largest evidence budget that fits the card (the last one otherwise)."""
     for most, limit in EVIDENCE_BUDGETS:
         values = _values(finding, record, knowledge, most, limit, companion)

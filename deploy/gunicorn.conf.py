@@ -11,7 +11,7 @@ Environment (all optional):
     CDS_CLIENT_BODY_TIMEOUT  seconds for a request body       30
     CDS_WORKER_BUFFER_BYTES  bytes of incomplete requests held per worker (503 above)   134217728
     CDS_LOG_LEVEL            gunicorn error-log level         info
-    CDS_ACCESS_LOG           "-" (stdout), a path, or "off"   -
+    CDS_ACCESS_LOG           "-" (stdout), a path, or "off"   off (the service logs every request itself)
     CDS_FORWARDED_ALLOW_IPS  addresses (or CIDR networks) of the proxies whose X-Forwarded-Proto (and
                              the other secure-scheme headers) are trusted   (none)
     CDS_MANAGEMENT_PORT      also listen on this port (same host as the first bind) for /healthz,
@@ -19,7 +19,9 @@ Environment (all optional):
     PROMETHEUS_MULTIPROC_DIR set: metrics are shared between workers through files in this directory
                              (emptied when the master starts); unset: each worker counts on its own
 
-Access log: one JSON object per request on stdout (see `access_log_format`). The query string and
+Access log: off by default, because the service itself writes one JSON line per request (`event:
+request` on stderr: route, status, duration, bytes, request id). CDS_ACCESS_LOG=- adds gunicorn's own
+JSON line per request on stdout (see `access_log_format`). The query string and
 the request body are never logged: CDS Hooks calls carry patient data in the body only, and no
 endpoint of the service takes identifiers in the query. gunicorn's own lines about requests it could
 not parse name the error, the method and the path only (`BufferingWorker.handle_error`), and every
@@ -89,7 +91,9 @@ else:
 # --- logging ---------------------------------------------------------------------------------
 loglevel = (os.environ.get("CDS_LOG_LEVEL", "").strip() or "info").lower()
 errorlog = "-"  # stderr
-_access = os.environ.get("CDS_ACCESS_LOG", "-").strip() or "-"
+# Off by default: the service writes one JSON line per request itself (`event: request`, stderr), which
+# gunicorn's line would only repeat at about a sixth of a typical call's CPU (docs/performance.md).
+_access = os.environ.get("CDS_ACCESS_LOG", "").strip() or "off"
 accesslog = None if _access.lower() == "off" else _access
 
 # One JSON object per line, with the same leading fields as the service's own logs (time, level,

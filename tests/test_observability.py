@@ -64,6 +64,31 @@ def test_every_log_line_of_a_request_carries_its_id(app: Flask, json_lines: Json
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
 
 
+def test_every_request_writes_one_line_naming_its_route_never_its_path(app: Flask, json_lines: JsonLines) -> None:
+    """gunicorn's access log is off by default: the service's own line is the one line per request,
+    for the companion page and the probes too; it names the route (a companion reference is a signed
+    key) and never the query string."""
+    import orjson
+
+    client = app.test_client()
+    answered = client.post(SERVICE_URL, json=hook_body())
+    assert answered.status_code == 200
+    assert client.get("/companion/api/evaluation?ref=signed.secret.value&patient=4711").status_code == 404
+    assert client.get("/healthz?token=abc").status_code == 200
+    lines = [orjson.loads(line) for line in json_lines.lines]
+    requests_logged = [line for line in lines if line.get("event") == "request"]
+    assert [(r["method"], r["endpoint"], r["status"]) for r in requests_logged] == [
+        ("POST", "/cds-services/<service_id>", 200), ("GET", "/companion/api/evaluation", 404),
+        ("GET", "/healthz", 200)]
+    hook_line = requests_logged[0]
+    topics = [card["source"]["topic"]["code"] for card in answered.get_json()["cards"]]
+    assert hook_line["card_topics"] == topics and hook_line["bytes"] == len(answered.data)
+    assert hook_line["remote_addr"] == "127.0.0.1" and hook_line["duration_ms"] >= 0
+    assert "card_topics" not in requests_logged[2]
+    text = "\n".join(json_lines.lines)
+    assert "signed.secret.value" not in text and "4711" not in text and "abc" not in text
+
+
 @pytest.mark.parametrize("hostile", ["a b", "x" * 65, "id\"forged", "ünïcode", "a/../b"])
 def test_a_request_id_that_is_not_plain_is_replaced(client: Any, hostile: str) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": hostile.encode("utf-8").decode("latin-1")})

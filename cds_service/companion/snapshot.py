@@ -17,6 +17,7 @@ from typing import Any
 from ..findings import Evidence, Finding, ScoreTable, when_phrase
 from ..knowledge import Knowledge
 from ..record.model import PatientRecord
+from ..render import PlaceholderValues
 from ..wire import Card
 from .perc import Perc, perc
 
@@ -28,11 +29,6 @@ SWITCHING_VARIANTS = {
                   "duplex_ordered": ("duplex_ordered", "duplex_ordered")},
     "wells-pe": {None: (None, "unlikely"), "unlikely": (None, "unlikely")},
 }
-
-
-class _Values(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "not documented"
 
 
 def _evidence(line: Evidence | None, today: date) -> dict[str, Any] | None:
@@ -55,15 +51,15 @@ def _table(table: ScoreTable, today: date) -> dict[str, Any]:
             "strict": table.strict, "leg": table.leg, "score": table.score, "items": items}
 
 
-def _steps(steps: Sequence[str], values: Mapping[str, str]) -> list[str]:
-    filled = _Values(values)
+def _steps(steps: Sequence[str], values: Mapping[str, str], tables: Sequence[ScoreTable]) -> list[str]:
+    filled = PlaceholderValues(dict(values), tables)
     return [step.format_map(filled) for step in steps]
 
 
 def _pathways(finding: Finding, table: ScoreTable | None, knowledge: Knowledge) -> dict[str, Any]:
     """The pathway the card follows, and for a score: the likely and unlikely ones to switch between."""
     own = knowledge.cards[finding.topic].text(finding.variant)
-    result: dict[str, Any] = {"current": _steps(own.pathway, finding.values)}
+    result: dict[str, Any] = {"current": _steps(own.pathway, finding.values, finding.tables)}
     if table is None or table.key not in SWITCHES:
         return result
     variants = SWITCHING_VARIANTS[table.key].get(finding.variant)
@@ -73,12 +69,12 @@ def _pathways(finding: Finding, table: ScoreTable | None, knowledge: Knowledge) 
     likely_topic, unlikely_topic = SWITCHES[table.key]
     result.update({
         "switches": True,
-        "likely": _steps(knowledge.cards[likely_topic].text(variants[0]).pathway, finding.values),
-        "unlikely": _steps(knowledge.cards[unlikely_topic].text(variants[1]).pathway, finding.values),
+        "likely": _steps(knowledge.cards[likely_topic].text(variants[0]).pathway, finding.values, finding.tables),
+        "unlikely": _steps(knowledge.cards[unlikely_topic].text(variants[1]).pathway, finding.values, finding.tables),
         "likelyTitle": knowledge.cards[likely_topic].text(variants[0]).summary.format_map(
-            _Values({**finding.values, "score": "{score}", "pe_score": "{score}"})),
+            PlaceholderValues({**finding.values, "score": "{score}", "pe_score": "{score}"})),
         "unlikelyTitle": knowledge.cards[unlikely_topic].text(variants[1]).summary.format_map(
-            _Values({**finding.values, "score": "{score}", "pe_score": "{score}"})),
+            PlaceholderValues({**finding.values, "score": "{score}", "pe_score": "{score}"})),
     })
     return result
 

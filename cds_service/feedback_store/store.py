@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -312,8 +313,7 @@ class FeedbackStore:
         try:
             self._ensure_prepared()
             shown = [{key: value for key, value in row.items() if key != "snapshot"} for row in rows]
-            snapshots = [{**row["snapshot"], "body": json.dumps(row["snapshot"]["body"], ensure_ascii=False,
-                                                                separators=(",", ":"))}
+            snapshots = [{**row["snapshot"], "body": _compact_json(row["snapshot"]["body"])}
                          for row in rows if "snapshot" in row]
             with self._shown_engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
@@ -507,3 +507,11 @@ def _is_permanent(exc: SQLAlchemyError) -> bool:
     from sqlalchemy.exc import DataError, IntegrityError
 
     return isinstance(exc, DataError | IntegrityError)
+
+
+def _compact_json(value: Any) -> str:
+    """`value` as compact UTF-8 JSON text (orjson; json for what orjson refuses, e.g. a lone surrogate)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

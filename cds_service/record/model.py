@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 
 from ..findings import Evidence
 from ..knowledge.quantities import Quantity
@@ -15,6 +16,7 @@ ACTIVE_MEDICATION = frozenset({"active"})
 OPEN_ORDER = frozenset({"draft", "active", "on-hold"})
 UNDATED = datetime.min.replace(tzinfo=UTC)
 LEGS = ("left", "right")
+SECTIONS = ("conditions", "observations", "narrative", "medications", "procedures", "orders", "reports")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,23 @@ class PatientRecord:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    @cached_property
+    def _by_concept(self) -> dict[str, dict[str, tuple[Fact, ...]]]:
+        """Per section (`conditions`, `observations`, ...), its facts grouped by concept, in record order:
+        built on the first query, so each query reads only the facts of its concept."""
+        index: dict[str, dict[str, tuple[Fact, ...]]] = {}
+        for section in SECTIONS:
+            grouped: dict[str, list[Fact]] = {}
+            for fact in getattr(self, section):
+                for concept in fact.concepts:
+                    grouped.setdefault(concept, []).append(fact)
+            index[section] = {concept: tuple(facts) for concept, facts in grouped.items()}
+        return index
+
+    def _of(self, section: str, concept: str) -> tuple[Fact, ...]:
+        """The facts of one section that state `concept`, in record order."""
+        return self._by_concept[section].get(concept, ())
+
     def _within(self, fact: Fact, days: float | None, undated_counts: bool) -> bool:
         if days is None:
             return True
@@ -116,7 +135,10 @@ class PatientRecord:
 
     @staticmethod
     def _latest_first(facts: Iterable[Fact]) -> list[Fact]:
-        return sorted(facts, key=lambda f: f.when or UNDATED, reverse=True)
+        ordered = list(facts)
+        if len(ordered) > 1:
+            ordered.sort(key=_newest_key, reverse=True)
+        return ordered
 
     @property
     def budget_reached(self) -> tuple[Unread, ...]:
@@ -128,39 +150,43 @@ class PatientRecord:
                           undated_counts: bool = True) -> list[Fact]:
         """Active, recurrent or relapsed Conditions of a concept stated as present now."""
         return [
-            c for c in self.conditions
-            if c.has(concept) and c.affirmed and (c.status is None or c.status in ACTIVE_CLINICAL)
+            c for c in self._of("conditions", concept)
+            if c.affirmed and (c.status is None or c.status in ACTIVE_CLINICAL)
             and self._within(c, within_days, undated_counts)
         ]
 
     def any_conditions(self, concept: str) -> list[Fact]:
         """Conditions of a concept whatever their clinical status (history counts), not suspicions."""
-        return [c for c in self.conditions if c.has(concept) and c.present is True and not c.suspected]
+        return [c for c in self._of("conditions", concept) if c.present is True and not c.suspected]
 
     def history(self, concept: str) -> list[Fact]:
         """A documented episode of a concept, now or in the past: Conditions of any status (not a
         suspicion), and historical or current mentions in the narrative and Observations."""
-        said = [f for f in (*self.narrative, *self.observations)
-                if f.has(concept) and f.present is True and not f.suspected]
+        said = [f for f in (*self._of("narrative", concept), *self._of("observations", concept))
+                if f.present is True and not f.suspected]
         return self.any_conditions(concept) + self._latest_first(said)
 
     # ---- observations and the narrative --------------------------------------------------
 
     def observed(self, concept: str, within_days: float | None) -> list[Fact]:
         """Observations recording the finding as present now, latest first."""
-        found = [o for o in self.observations if o.has(concept) and o.affirmed
+        found = [o for o in self._of("observations", concept) if o.affirmed
                  and self._within(o, within_days, undated_counts=False)]
         return self._latest_first(found)
 
     def mentioned(self, concept: str, within_days: float | None) -> list[Fact]:
         """The encounter's reason and the notes stating the finding as present now, latest first."""
-        found = [n for n in self.narrative if n.has(concept) and n.affirmed
+        found = [n for n in self._of("narrative", concept) if n.affirmed
                  and self._within(n, within_days, undated_counts=False)]
         return self._latest_first(found)
 
     def findings(self, concept: str, condition_days: float | None,
                  observation_days: float | None) -> list[Fact]:
         """Active Conditions, recent positive Observations and recent mentions of a concept."""
+        index = self._by_concept
+        if not (concept in index["conditions"] or concept in index["observations"]
+                or concept in index["narrative"]):
+            return []  # most queries: a concept this record never states
         facts = (self.active_conditions(concept, condition_days) + self.observed(concept, observation_days)
                  + self.mentioned(concept, observation_days))
         return self._latest_first(facts)
@@ -172,41 +198,46 @@ class PatientRecord:
 
     def absent(self, concept: str, within_days: float | None) -> list[Fact]:
         """Recent statements that the finding is absent ("no calf swelling"), latest first."""
-        found = [f for f in (*self.observations, *self.narrative, *self.conditions)
-                 if f.has(concept) and f.present is False and self._within(f, within_days, False)]
+        found = [f for f in (*self._of("observations", concept), *self._of("narrative", concept),
+                             *self._of("conditions", concept))
+                 if f.present is False and self._within(f, within_days, False)]
         return self._latest_first(found)
 
     def latest_quantity(self, concept: str, within_hours: float | None = None) -> Fact | None:
         """The most recent Observation of a concept with a usable quantity."""
         days = within_hours / 24 if within_hours is not None else None
-        for fact in self._latest_first(self.observations):
-            if fact.has(concept) and fact.quantity is not None and self._within(fact, days, False):
+        for fact in self._latest_first(self._of("observations", concept)):
+            if fact.quantity is not None and self._within(fact, days, False):
                 return fact
         return None
 
     # ---- medications, procedures, orders, results ----------------------------------------
 
     def active_medications(self, concept: str) -> list[Fact]:
-        return [m for m in self.medications if m.has(concept) and m.status in ACTIVE_MEDICATION]
+        return [m for m in self._of("medications", concept) if m.status in ACTIVE_MEDICATION]
 
     def medications_within(self, concept: str, days: float) -> list[Fact]:
         """Medications of a concept ordered or taken within `days`, whatever their status now."""
-        return [m for m in self.medications
-                if m.has(concept) and (m.status in ACTIVE_MEDICATION or self._within(m, days, False))]
+        return [m for m in self._of("medications", concept)
+                if (m.status in ACTIVE_MEDICATION or self._within(m, days, False))]
 
     def procedures_within(self, concept: str, days: float) -> list[Fact]:
         """Completed or ongoing Procedures of a concept performed within `days`."""
         return self._latest_first(
-            p for p in self.procedures
-            if p.has(concept) and p.status in {"completed", "in-progress", None}
+            p for p in self._of("procedures", concept)
+            if p.status in {"completed", "in-progress", None}
             and self._within(p, days, undated_counts=False)
         )
 
     def open_orders(self, concept: str) -> list[Fact]:
-        return [o for o in self.orders if o.has(concept) and o.status in OPEN_ORDER]
+        return [o for o in self._of("orders", concept) if o.status in OPEN_ORDER]
 
     def results(self, concept: str, within_days: float) -> list[Fact]:
         """Final results (DiagnosticReport or Observation) of a concept within `days`, latest first."""
-        facts = [r for r in (*self.reports, *self.observations)
-                 if r.has(concept) and self._within(r, within_days, undated_counts=False)]
+        facts = [r for r in (*self._of("reports", concept), *self._of("observations", concept))
+                 if self._within(r, within_days, undated_counts=False)]
         return self._latest_first(facts)
+
+
+def _newest_key(fact: Fact) -> datetime:
+    return fact.when or UNDATED

@@ -294,7 +294,6 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore) -
         tables=(table,),
         values={
             "score": str(wells.score),
-            "score_table": table.markdown(),
             "leg": f"{wells.leg} leg" if wells.leg else "side not recorded",
             "anticoagulant": anticoagulant[0].ingredient or anticoagulant[0].label if anticoagulant else "",
         },

@@ -82,7 +82,6 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
         values={
             "pe_score": f"{score:g}",
             "pe_features": ", ".join(name for name, _ in features),
-            "score_table": table.markdown(),
         },
         tables=(table,),
         not_documented=("Alternative diagnosis less likely than PE (clinical judgement, 3 points)",),

@@ -70,7 +70,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.forwarded_allow_ips == []  # X-Forwarded-Proto from nobody, not gunicorn's 127.0.0.1
     assert (cfg.timeout, cfg.graceful_timeout, cfg.keepalive) == (30, 20, 5)
     assert cfg.preload_app is False
-    assert cfg.accesslog == "-"
+    assert cfg.accesslog is None  # the service logs every request itself (one line per request)
     assert cfg.errorlog == "-"
     assert cfg.loglevel == "info"
     assert cfg.logger_class is conf.JsonAccessLogger
@@ -85,13 +85,13 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         CDS_WORKERS="3",
         CDS_THREADS="8",
         CDS_LOG_LEVEL="WARNING",
-        CDS_ACCESS_LOG="off",
+        CDS_ACCESS_LOG="/var/log/cds/access.log",
     )
     cfg = as_gunicorn_config(conf)
     assert cfg.bind == ["0.0.0.0:9090"]
     assert (cfg.workers, cfg.threads) == (3, 8)
     assert cfg.loglevel == "warning"
-    assert cfg.accesslog is None
+    assert cfg.accesslog == "/var/log/cds/access.log"
 
 
 def test_forwarded_headers_trusted_only_from_the_configured_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,6 +217,7 @@ def test_two_workers_add_up_and_log_json(tmp_path: Path) -> None:
         CDS_BIND=f"127.0.0.1:{port}",
         CDS_WORKERS="2",
         CDS_THREADS="2",
+        CDS_ACCESS_LOG="-",  # gunicorn's own JSON line per request, asked for
         PROMETHEUS_MULTIPROC_DIR=str(multiproc),
         HOME=str(tmp_path),  # a control socket, if gunicorn opened one, would land here
         PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "deploy"), str(REPO)]),
