@@ -4,10 +4,11 @@
 and then the Python objects (about 5 times): a 16 MB body peaked near 270 MB. And a record's resources
 of types nobody reads (a Synthea record's claims and explanations of benefit are 40 % of its bytes) were
 kept to the end of the call. Here msgspec splits the body into its parts without building them (keys
-and raw JSON text), and orjson parses each part as it parsed the whole body before: the same values from
-the same parser, one resource at a time. A resource of a type the service does not read is parsed (a
-malformed one is refused as before) and kept as what the patient check reads of it: its type, id,
-subject and patient.
+and raw JSON text; a prefetch of Bundles in one pass down to its entries), and orjson parses each part as
+it parsed the whole body before: the same values from the same parser, one entry at a time (the entry
+whole in one call: its fullUrl and request are checked with it and dropped). A resource of a type the
+service does not read is parsed (a malformed one is refused as before) and kept as what the patient
+check reads of it: its type, id, subject and patient.
 
 Whatever the split does not expect (a body that is not an object, a Bundle or entry with elements FHIR
 does not define, JSON msgspec or orjson refuses, nesting msgspec will not follow) is parsed whole by
@@ -28,25 +29,18 @@ KEPT_OF_UNREAD = ("resourceType", "id", "subject", "patient")
 _BUNDLE_PREFIX = b'{"resourceType":"Bundle"'
 
 
-class _Entry(msgspec.Struct, forbid_unknown_fields=True):
-    """Bundle.entry (FHIR R4 elements): the resource and search kept raw, the rest checked and dropped."""
-
-    resource: msgspec.Raw = UNSET
-    search: msgspec.Raw = UNSET
-    fullUrl: msgspec.Raw = UNSET
-    request: msgspec.Raw = UNSET
-    response: msgspec.Raw = UNSET
-    link: msgspec.Raw = UNSET
-    id: msgspec.Raw = UNSET
-    extension: msgspec.Raw = UNSET
-    modifierExtension: msgspec.Raw = UNSET
+#: Bundle.entry's elements in FHIR R4; an entry with any other is parsed with the whole body. Of an entry
+#: the service keeps its resource and search; the rest is parsed (a malformed one is refused) and dropped.
+ENTRY_ELEMENTS = frozenset({"resource", "search", "fullUrl", "request", "response", "link", "id", "extension",
+                            "modifierExtension"})
 
 
 class _Bundle(msgspec.Struct, forbid_unknown_fields=True):
-    """Bundle (FHIR R4 elements): its entries and links; the rest checked and dropped."""
+    """Bundle (FHIR R4 elements): its entries (each parsed whole by orjson) and links; the rest checked
+    and dropped."""
 
     resourceType: str
-    entry: list[_Entry] = UNSET
+    entry: list[msgspec.Raw] = UNSET
     link: msgspec.Raw = UNSET
     id: msgspec.Raw = UNSET
     meta: msgspec.Raw = UNSET
@@ -61,13 +55,8 @@ class _Bundle(msgspec.Struct, forbid_unknown_fields=True):
 
 _object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _bundle = msgspec.json.Decoder(_Bundle)
+_bundles = msgspec.json.Decoder(dict[str, _Bundle | None])  # a prefetch of Bundles (or nulls) in one pass
 _loads: Callable[[Any], Any] = orjson.loads
-
-
-def _check(raw: msgspec.Raw | Any) -> None:
-    """Parse a part nobody reads, so that a malformed one is refused as before."""
-    if raw is not UNSET:
-        _loads(memoryview(raw))
 
 
 class _Whole(Exception):
@@ -98,6 +87,15 @@ class HookBodyDecoder:
         return body
 
     def _prefetch(self, raw: msgspec.Raw) -> Any:
+        try:  # the usual prefetch: every key a Bundle or null, split in one pass
+            bundles = _bundles.decode(raw)
+        except msgspec.ValidationError:  # a resource, anything else: key by key
+            return self._prefetch_by_key(raw)
+        if any(bundle is not None and bundle.resourceType != "Bundle" for bundle in bundles.values()):
+            return self._prefetch_by_key(raw)  # a resource whose elements happen to be a Bundle's
+        return {key: None if bundle is None else self._bundle(bundle) for key, bundle in bundles.items()}
+
+    def _prefetch_by_key(self, raw: msgspec.Raw) -> Any:
         try:
             keys = _object.decode(raw)
         except msgspec.ValidationError:  # null, or not an object: the request model says so
@@ -114,9 +112,13 @@ class HookBodyDecoder:
             raise _Whole from None
         if bundle.resourceType != "Bundle":  # a second resourceType later in the object wins, as in orjson
             raise _Whole
+        return self._bundle(bundle)
+
+    def _bundle(self, bundle: _Bundle) -> dict[str, Any]:
         for checked in (bundle.id, bundle.meta, bundle.implicitRules, bundle.language, bundle.identifier,
                         bundle.type, bundle.timestamp, bundle.total, bundle.signature):
-            _check(checked)
+            if checked is not UNSET:
+                _loads(memoryview(checked))
         value: dict[str, Any] = {"resourceType": "Bundle"}
         if bundle.link is not UNSET:
             value["link"] = _loads(memoryview(bundle.link))
@@ -124,15 +126,16 @@ class HookBodyDecoder:
             value["entry"] = [self._entry(entry) for entry in bundle.entry]
         return value
 
-    def _entry(self, entry: _Entry) -> dict[str, Any]:
-        for checked in (entry.fullUrl, entry.request, entry.response, entry.link, entry.id, entry.extension,
-                        entry.modifierExtension):
-            _check(checked)
+    def _entry(self, raw: msgspec.Raw) -> dict[str, Any]:
+        """One entry parsed whole (its fullUrl and request with it), cut to what is read."""
+        entry = _loads(memoryview(raw))
+        if type(entry) is not dict or not entry.keys() <= ENTRY_ELEMENTS:
+            raise _Whole  # an entry that is not an object, an element FHIR does not define
         found: dict[str, Any] = {}
-        if entry.resource is not UNSET:
-            found["resource"] = self._resource(_loads(memoryview(entry.resource)))
-        if entry.search is not UNSET:
-            found["search"] = _loads(memoryview(entry.search))
+        if "resource" in entry:
+            found["resource"] = self._resource(entry["resource"])
+        if "search" in entry:
+            found["search"] = entry["search"]
         return found
 
     def _resource(self, resource: Any) -> Any:

@@ -129,6 +129,15 @@ def with_unread(**fields: Any) -> bytes:
     return orjson.dumps(body)
 
 
+def bundles_only(**entry_fields: Any) -> bytes:
+    """The fixture body with every prefetch key a Bundle or null (split in one pass), the first entry
+    carrying `entry_fields`."""
+    body = fixture_body()
+    body["prefetch"]["patient"] = None
+    body["prefetch"]["conditions"]["entry"][0].update(entry_fields)
+    return orjson.dumps(body)
+
+
 def replaced(raw: bytes, old: bytes, new: bytes) -> bytes:
     assert old in raw
     return raw.replace(old, new, 1)
@@ -142,6 +151,10 @@ MALFORMED = {
     "infinity in an unread resource": replaced(with_unread(total=7), b'"total":7', b'"total":1e400'),
     "lone surrogate in an entry's fullUrl": replaced(orjson.dumps(fixture_body()), b'"fullUrl":"',
                                                      b'"fullUrl":"\\ud800'),
+    "infinity in an entry's request, every key a Bundle": replaced(
+        bundles_only(request={"method": "GET", "url": "Condition", "n": 7}), b'"n":7', b'"n":1e400'),
+    "invalid UTF-8 in an entry's fullUrl, every key a Bundle": replaced(
+        bundles_only(fullUrl="urn:X"), b"urn:X", b"urn:\xff"),
     "infinity in a Bundle's total": replaced(orjson.dumps(fixture_body()), b'"total":1,', b'"total":1e999,'),
     "control character in the envelope": b'{"hook": "patient\x01view"}',
     "nested deeper than orjson allows": b'{"prefetch": {"x": ' + b"[" * 1100 + b"]" * 1100 + b"}}",
@@ -178,6 +191,11 @@ UNEXPECTED = {
     "a resourceType that is a list": _with_bundle(entry=[{"resource": {"resourceType": ["Claim"], "id": "1"}}]),
     "a resourceType that is an object": _with_bundle(entry=[{"resource": {"resourceType": {"a": 1}}}]),
     "a resourceType that is a number": _with_bundle(entry=[{"resource": {"resourceType": 7, "text": "x"}}]),
+    "a prefetched resource with only elements a Bundle has": orjson.dumps(
+        {**fixture_body(), "prefetch": {**fixture_body()["prefetch"], "patient": {"resourceType": "Patient",
+                                                                                 "id": "p1"}}}),
+    "an entry with an element FHIR does not define, every key a Bundle": bundles_only(extra={"a": 1}),
+    "an entry with a request, every key a Bundle": bundles_only(request={"method": "GET", "url": "Condition"}),
     "big numbers": _with_bundle(total=1).replace(b'"total":1', b'"total":123456789012345678901234567890'),
 }
 

@@ -28,10 +28,9 @@ from .encounters import current_encounters, diagnosis_dates, read_encounter
 from .identity import other_patients
 from .notes import AttachmentContent, read_note, select_notes
 from .observations import ObservationReader, observation_time
-from .raw_json import listed
 from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
-from .statements import StatementReader
+from .statements import CodedStatements, SilentConcepts, StatementReader
 from .text import ClinicalText
 from .validation import READ_ELEMENTS, ResourceValidator
 
@@ -69,6 +68,8 @@ class Recognizer:
         self.knowledge = knowledge
         self.limits = limits or BudgetLimits()
         self.codes = CodeIndex(knowledge.code_lists)
+        self.coded = CodedStatements(self.codes, knowledge.language.sides)
+        self.silent = SilentConcepts()
         self.text = ClinicalText(knowledge)
         self._validator = ResourceValidator(max_depth)
         self._relevant = frozenset(knowledge.code_lists)
@@ -89,7 +90,7 @@ class Recognizer:
                 resources_of_another_patient=foreign,
             )
         budget = TextBudget(self.limits)
-        statements = StatementReader(self.codes, self.text, budget, self.knowledge.language.sides)
+        statements = StatementReader(self.coded, self.text, budget, self.silent)
         reading = Reading(self.knowledge, statements, self._validator,
                           self.limits, now, self._relevant)
         patient = self._patient(by_type.get("Patient", []), patient_id, reading)
@@ -136,16 +137,16 @@ class Recognizer:
 
     def _observations(self, raws: list[dict[str, Any]], reading: Reading) -> list[Fact]:
         """Newest first; of each coded concept only the latest few are read (rules read only those)."""
-        ordered = sorted(raws, key=lambda r: (t.timestamp() if (t := observation_time(r)) else float("-inf")),
-                         reverse=True)
+        timed = [(observation_time(raw), raw) for raw in raws]
+        timed.sort(key=lambda pair: pair[0].timestamp() if pair[0] else float("-inf"), reverse=True)
         reader = ObservationReader(reading)
         kept: dict[str, int] = {}
         facts: list[Fact] = []
-        for raw in ordered:
+        for when, raw in timed:
             coded = self._coded_concepts(raw.get("code"))
             if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
                 continue
-            found = reader.read(raw)
+            found = reader.read(raw, when)
             if found:  # an invalid one is named as unread and leaves its place to the next
                 for concept in coded:
                     kept[concept] = kept.get(concept, 0) + 1
@@ -153,10 +154,13 @@ class Recognizer:
         return facts
 
     def _coded_concepts(self, concept: Any) -> set[str]:
+        """Concepts the known codings of a raw CodeableConcept name (its text is not read here)."""
         found: set[str] = set()
-        if isinstance(concept, Mapping):
-            for coding in listed(concept.get("coding")):
-                if isinstance(coding, Mapping) and isinstance(coding.get("system"), str) \
-                        and isinstance(coding.get("code"), str):
-                    found |= {e.concept for e in self.codes.lookup(coding["system"], coding["code"])}
+        codings = concept.get("coding") if type(concept) is dict else None
+        if type(codings) is list:
+            for coding in codings:
+                if type(coding) is dict:
+                    system, code = coding.get("system"), coding.get("code")
+                    if type(system) is str and type(code) is str and (entries := self.codes.lookup(system, code)):
+                        found.update(entry.concept for entry in entries)
         return found

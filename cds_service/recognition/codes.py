@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Mapping
 
 from ..knowledge.codes import ICD10CM, CodeEntry, CodeList, normalise_code
@@ -21,7 +20,8 @@ ASCII_SYSTEMS = frozenset({
     "http://snomed.info/sct",
 })
 MAX_CODE_CHARS = 64
-_FAMILY_CACHE_ENTRIES = 20_000  # (system, code) answers kept; keys are at most a few hundred bytes each
+_CACHE_ENTRIES = 20_000  # (system, code) answers kept per worker; emptied when full
+_CACHED_KEY_CHARS = 512  # a longer system and code is matched every time, never kept
 
 
 def clean_code(system: str, code: str) -> str | None:
@@ -47,7 +47,9 @@ class CodeIndex:
                 families.setdefault(system, []).extend(entries)
         self._exact = {key: tuple(entries) for key, entries in exact.items()}
         self._families = {s: sorted(e, key=lambda item: -len(item[0])) for s, e in families.items()}
-        self._cache: OrderedDict[tuple[str, str], tuple[CodeEntry, ...]] = OrderedDict()
+        # answers by the coding as written: a record repeats its codes (a Synthea record: hundreds of
+        # Observations, a few dozen codes), so each is cleaned and matched once per worker
+        self._answers: dict[tuple[str, str], tuple[CodeEntry, ...]] = {}
         self._lock = threading.Lock()
 
     def known(self, system: str, code: str) -> bool:
@@ -56,26 +58,30 @@ class CodeIndex:
 
     def lookup(self, system: str, code: str) -> tuple[CodeEntry, ...]:
         """Entries for one coding: exact codes first, then the most specific family of each concept."""
+        key = (system, code)
+        found = self._answers.get(key)
+        if found is not None:
+            return found
+        found = self._match(system, code)
+        if len(system) + len(code) <= _CACHED_KEY_CHARS:
+            with self._lock:
+                if len(self._answers) >= _CACHE_ENTRIES:
+                    self._answers.clear()
+                self._answers[key] = found
+        return found
+
+    def _match(self, system: str, code: str) -> tuple[CodeEntry, ...]:
         cleaned = clean_code(system, code)
         if cleaned is None:
             return ()
-        key = (system, cleaned)
-        exact = self._exact.get(key, ())
-        if system not in self._families:
+        exact = self._exact.get((system, cleaned), ())
+        families = self._families.get(system)
+        if families is None:
             return exact
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None:
-            return cached
         found = list(exact)
         concepts = {entry.concept for entry in exact}
-        for prefix, entry in self._families[system]:
+        for prefix, entry in families:
             if entry.concept not in concepts and cleaned.startswith(prefix):
                 found.append(entry)
                 concepts.add(entry.concept)
-        answer = tuple(found)
-        with self._lock:
-            self._cache[key] = answer
-            if len(self._cache) > _FAMILY_CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return answer
+        return tuple(found)

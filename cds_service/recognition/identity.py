@@ -24,6 +24,7 @@ def _patient_id(reference: Any) -> str | None:
 def other_patients(resources: Iterable[Mapping[str, Any]], patient_id: str) -> dict[str, int]:
     """How many resources of each type are about another patient than `patient_id` (no identifiers)."""
     found: dict[str, int] = {}
+    ours = f"Patient/{patient_id}"  # how nearly every resource of a record names its patient
     for raw in resources:
         kind = raw.get("resourceType")
         if not isinstance(kind, str):
@@ -31,8 +32,15 @@ def other_patients(resources: Iterable[Mapping[str, Any]], patient_id: str) -> d
         if kind == "Patient":  # a Patient without a usable id is malformed, not another patient
             other = isinstance(raw.get("id"), str) and raw["id"] != patient_id
         else:
-            ids = {_patient_id(raw.get(element)) for element in SUBJECT_ELEMENTS} - {None}
-            other = bool(ids - {patient_id})
+            other = False
+            for element in SUBJECT_ELEMENTS:
+                reference = raw.get(element)
+                if reference is None or (type(reference) is dict and reference.get("reference") == ours):
+                    continue
+                named = _patient_id(reference)
+                if named is not None and named != patient_id:
+                    other = True
+                    break
         if other:
             found[kind] = found.get(kind, 0) + 1
     return found

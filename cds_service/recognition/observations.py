@@ -30,6 +30,7 @@ from .statements import Statement
 NARRATIVE = "complaint-narrative"
 OBSERVATION_TIMES = ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
 _PRESENT = {"yes": True, "no": False, "normal": False, "unknown": None}
+ANSWERS_READ = frozenset({"valueCodeableConcept", "valueString"})  # answers that may name a finding themselves
 
 
 def observation_time(raw: Mapping[str, Any]) -> datetime | None:
@@ -95,21 +96,21 @@ class ObservationReader:
         self._answers = reading.knowledge.answers
         self._units = reading.knowledge.units
 
-    def read(self, raw: dict[str, Any]) -> list[Fact]:
+    def read(self, raw: dict[str, Any], when: datetime | None) -> list[Fact]:
+        """The Observation's facts; `when`: its time (observation_time, which the caller sorted by)."""
         if excluded_result(raw):
             return []
         reference = reference_of(raw)
-        parts = [_Part(raw, raw)] + [_Part(c, raw) for c in listed(raw.get("component")) if isinstance(c, Mapping)]
-        facts: list[Fact] = []
-        statements_seen: list[Statement] = []
-        when = observation_time(raw)
-        side = body_site_side(raw.get("bodySite"), self._reading.knowledge.language.sides)
-        for index, part in enumerate(parts):
-            found = self._part(part, reference, when, side, "component" if index else None)
-            for fact in found:
-                statements_seen.append(Statement(fact.concepts, matched=fact.matched))
-            facts += found
-        if not facts or not self._reading.valid(raw, statements_seen):
+        body_site = raw.get("bodySite")
+        side = None if body_site is None else body_site_side(body_site, self._reading.knowledge.language.sides)
+        facts = self._part(_Part(raw, raw), reference, when, side, None)
+        for component in listed(raw.get("component")):
+            if isinstance(component, Mapping):
+                facts += self._part(_Part(component, raw), reference, when, side, "component")
+        if not facts:
+            return []
+        statements_seen = [Statement(fact.concepts, matched=fact.matched) for fact in facts]
+        if not self._reading.valid(raw, statements_seen):
             return []
         return facts
 
@@ -118,6 +119,8 @@ class ObservationReader:
         reading = self._reading
         question = reading.concept(part.raw.get("code"), reference)
         key, value = part.value()
+        if not question and key not in ANSWERS_READ:  # nothing asked that a rule knows, no answer to read
+            return []
         label = label_of(part.raw.get("code"), "Observation")
         common = {"kind": "Observation", "reference": reference, "label": label, "when": when,
                   "status": status_of(part.parent), "side": side}
@@ -130,7 +133,7 @@ class ObservationReader:
             facts += self._measurements(part, measured, key, value, common, source)
         if findings:
             facts += self._answers_to(part, findings, key, value, common, source)
-        if key in {"valueCodeableConcept", "valueString"} and answer_class(self._answers, value) is None:
+        if key in ANSWERS_READ and answer_class(self._answers, value) is None:
             said = (reading.concept(value, reference) if key == "valueCodeableConcept"
                     else reading.text(value, reference))
             facts += facts_from(said, **common, source="answer")

@@ -19,8 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.backboneelement import BackboneElement
@@ -67,7 +66,7 @@ def _day(year: str, month: str | None, day: str | None) -> bool:
         return True
     if not "01" <= month <= "12":
         return False
-    return day is None or 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]
+    return day is None or "01" <= day <= "28" or 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]
 
 
 def _date(value: Any) -> bool:
@@ -123,8 +122,7 @@ PRIMITIVES: dict[str, Check] = {
 COMPLEX = frozenset({"CodeableConcept", "Coding", "Quantity", "Reference", "Period", "Attachment"})
 
 
-@dataclass(frozen=True)
-class _Element:
+class _Element(NamedTuple):
     many: bool
     check: Check
 
@@ -155,24 +153,24 @@ class _Shape:
                 if key == "resourceType" and self.kind is not None and item == self.kind:
                     continue
                 return False
-            if element.many:
+            many, check = element
+            if many:
                 if type(item) is not list or not item:
                     return False
-                check = element.check
                 for one in item:
                     if not check(one):
                         return False
-            elif not element.check(item):
+            elif not check(item):
                 return False
         if self.kind is not None and value.get("resourceType") != self.kind:
             return False
-        for name in self.required:
-            if name not in value:
-                return False
+        if not value.keys() >= self.required:
+            return False
+        has = value.__contains__
         for group in self.choices:
-            if sum(name in value for name in group) > 1:
+            if sum(map(has, group)) > 1:
                 return False
-        return all(any(name in value for name in group) for group in self.required_choices)
+        return all(any(map(has, group)) for group in self.required_choices)
 
 
 def _unwrapped(annotation: Any) -> tuple[bool, Any]:

@@ -8,6 +8,7 @@ writes "Pain behind the right knee" with an unknown local code is still recognis
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,18 +49,128 @@ class Statement:
         return self.asserted if self.polarity == "direct" else not self.asserted
 
 
+def _cut(text: str, max_chars: int) -> str:
+    """What is read of a text: its first `max_chars` characters, NFKC-normalised."""
+    cut = text[:max_chars]
+    return cut if cut.isascii() else unicodedata.normalize("NFKC", cut)
+
+
+_SILENT_KEY_CHARS = 1_024  # a longer CodeableConcept is read every time, never kept
+
+
+def _concept_key(item: Any, max_chars: int) -> tuple[Any, ...] | None:
+    """A CodeableConcept as a key: every element as written, each coding's too (None when it is not an
+    object; a key holding an object or a list deeper down is not hashable, and never kept)."""
+    if type(item) is not dict:
+        return None
+    parts: list[Any] = [max_chars]
+    for name, value in item.items():
+        if name == "coding" and type(value) is list:
+            value = tuple([tuple(coding.items()) if type(coding) is dict else coding for coding in value])
+        parts.append((name, value))
+    return tuple(parts)
+
+
+def _key_chars(key: tuple[Any, ...]) -> int:
+    """Characters of the strings of a key (what keeping it costs), at most two levels down."""
+    size = 0
+    for part in key[1:]:
+        name, value = part
+        size += len(name)
+        for inner in value if type(value) is tuple else (value,):
+            for pair in inner if type(inner) is tuple else (inner,):
+                for atom in pair if type(pair) is tuple else (pair,):
+                    size += len(atom) if type(atom) is str else 8
+    return size
+
+
+class SilentConcepts:
+    """CodeableConcepts known to say nothing (no coding a list knows, no text a rule needs), kept per
+    worker: most of a real record's Observations ask what no rule reads, again and again."""
+
+    def __init__(self, max_kept: int = 20_000) -> None:
+        self._kept: set[tuple[Any, ...]] = set()
+        self._max = max_kept
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[Any, ...] | None) -> bool:
+        try:
+            return key is not None and key in self._kept
+        except TypeError:  # an object or a list inside: not a key
+            return False
+
+    def add(self, key: tuple[Any, ...]) -> None:
+        try:
+            hash(key)
+        except TypeError:
+            return
+        if _key_chars(key) > _SILENT_KEY_CHARS:
+            return
+        with self._lock:
+            if len(self._kept) >= self._max:
+                self._kept.clear()
+            self._kept.add(key)
+
+
 def _entry_key(entry: CodeEntry) -> str:
     return f"{entry.concept}|{entry.system}|{entry.code}"
+
+
+_CODINGS_KEPT = 20_000  # codings whose statements a worker keeps; emptied when full
+_CODING_KEPT_CHARS = 1_024  # a longer system, code and display is read every time, never kept
+
+
+class CodedStatements:
+    """The statements of each known coding, kept per worker by the coding as written (system, code,
+    display): a record repeats its codings, and a Statement is immutable."""
+
+    def __init__(self, index: CodeIndex, side_words: Mapping[str, str]) -> None:
+        self._index = index
+        self._side_words = side_words
+        self._kept: dict[tuple[str, str, str | None], tuple[Statement, ...]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, system: str, code: str, display: str | None) -> tuple[Statement, ...]:
+        """Statements of one coding; empty when no code list knows it."""
+        key = (system, code, display)
+        found = self._kept.get(key)
+        if found is not None:
+            return found
+        entries = self._index.lookup(system, code)
+        if entries:
+            side = side_in_words(display, self._side_words) if display is not None else None
+            found = tuple(_coded(entries, code, side))
+        else:
+            found = ()
+        if len(system) + len(code) + len(display or "") <= _CODING_KEPT_CHARS:
+            with self._lock:
+                if len(self._kept) >= _CODINGS_KEPT:
+                    self._kept.clear()
+                self._kept[key] = found
+        return found
+
+
+def _coded(entries: tuple[CodeEntry, ...], code: str, display_side: str | None) -> list[Statement]:
+    """Statements of one known coding; its side is the code's, else the one its display names."""
+    groups: dict[tuple[str | None, str, str | None], list[CodeEntry]] = {}
+    for entry in entries:
+        side = entry.laterality_of(code) or display_side
+        groups.setdefault((side, entry.polarity, entry.ingredient), []).append(entry)
+    return [
+        Statement(concepts=frozenset(e.concept for e in group), polarity=polarity, laterality=side,
+                  ingredient=ingredient, matched=tuple(_entry_key(e) for e in group))
+        for (side, polarity, ingredient), group in groups.items()
+    ]
 
 
 class StatementReader:
     """Reads codes and texts of one request, charging its text budget and noting what it cannot read."""
 
-    def __init__(self, index: CodeIndex, text: ClinicalText, budget: TextBudget,
-                 side_words: Mapping[str, str]) -> None:
-        self._index = index
+    def __init__(self, coded: CodedStatements, text: ClinicalText, budget: TextBudget,
+                 silent: SilentConcepts | None = None) -> None:
+        self._coded = coded
+        self._silent = silent if silent is not None else SilentConcepts()
         self._text = text
-        self._side_words = side_words
         self.budget = budget
         self.unread: dict[str, Unread] = {}
         self._charged: set[str] = set()
@@ -76,26 +187,15 @@ class StatementReader:
             if not isinstance(coding, Mapping):
                 continue
             system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
-            entries = self._index.lookup(system, code) if isinstance(system, str) and isinstance(code, str) else ()
-            if entries:
-                side = side_in_words(display, self._side_words) if isinstance(display, str) else None
-                statements += self._coded(entries, code, side)  # type: ignore[arg-type]
-            elif isinstance(display, str):
+            if not isinstance(display, str):
+                display = None
+            found = self._coded.of(system, code, display) if isinstance(system, str) and isinstance(code, str) \
+                else ()
+            if found:
+                statements += found
+            elif display is not None:
                 displays.append(display)
         return statements, displays
-
-    @staticmethod
-    def _coded(entries: tuple[CodeEntry, ...], code: str, display_side: str | None) -> list[Statement]:
-        """Statements of one known coding; its side is the code's, else the one its display names."""
-        groups: dict[tuple[str | None, str, str | None], list[CodeEntry]] = {}
-        for entry in entries:
-            side = entry.laterality_of(code) or display_side
-            groups.setdefault((side, entry.polarity, entry.ingredient), []).append(entry)
-        return [
-            Statement(concepts=frozenset(e.concept for e in group), polarity=polarity, laterality=side,
-                      ingredient=ingredient, matched=tuple(_entry_key(e) for e in group))
-            for (side, polarity, ingredient), group in groups.items()
-        ]
 
     # ---- text ----------------------------------------------------------------------------
 
@@ -116,7 +216,7 @@ class StatementReader:
         """Statements of one free text about this patient (hypothetical and family mentions dropped)."""
         if not isinstance(text, str) or not text.strip():
             return []
-        cut = unicodedata.normalize("NFKC", text[:max_chars])
+        cut = _cut(text, max_chars)
         spent = self.budget.spent()
         if spent is not None and cut not in self._charged:  # not even tokenised: the budget is gone
             self.note_unread(reference, spent, "text not read: the evaluation budget was reached")
@@ -157,6 +257,9 @@ class StatementReader:
         items = concept if isinstance(concept, list) else [concept]
         statements: list[Statement] = []
         for item in items:
+            key = _concept_key(item, max_chars)
+            if key in self._silent and self.budget.spent() is None:
+                continue  # known to say nothing; with the budget gone, read on so its texts are named
             coded, displays = self.codings(item)
             statements += coded
             text = item.get("text") if isinstance(item, Mapping) else None
@@ -168,6 +271,9 @@ class StatementReader:
                     texts.append(display)
             for value in texts:
                 statements += self.text(value, reference, max_chars)
+            if key is not None and not coded and all(self._text.silent(_cut(t, max_chars)) or not t.strip()
+                                                     for t in texts):
+                self._silent.add(key)
         return statements
 
     def note_unread(self, reference: str, reason: str, detail: str) -> None:

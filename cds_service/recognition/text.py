@@ -252,6 +252,12 @@ class ClinicalText:
         """Characters of text whose answers this worker keeps (texts and sentences)."""
         return self._cache.chars + self._sentences.chars
 
+    def silent(self, text: str) -> bool:
+        """True when `text` is known to hold no word any rule needs (read before, kept): reading it again
+        would find nothing and charge nothing."""
+        cached = self._cache.get(text) if len(text) <= CACHE_TEXT_MAX_CHARS else None
+        return cached is not None and not cached[0]
+
     def read(self, text: str, charge: Callable[[int], str | None] | None = None) -> tuple[Mention, ...]:
         """Mentions in `text` (read whole: callers cut it). A text holding words some rule needs is
         charged to the request's budget first (`charge` returns why it may not be read, or None) and
