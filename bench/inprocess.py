@@ -36,7 +36,7 @@ from flask import Flask
 from cds_service.app import create_app
 from cds_service.evaluation import Evaluation
 from cds_service.findings import Finding
-from cds_service.gc_pause import gc_paused
+from cds_service.gc_pause import freeze_startup_heap, gc_paused
 from cds_service.knowledge import Knowledge
 from cds_service.prefetch import resolve
 from cds_service.recognition import Recognizer
@@ -88,7 +88,9 @@ def make_app(database_url: str | None = None, **overrides: Any) -> Flask:
         database_url = f"sqlite:///{directory}/feedback.sqlite3"
     config: dict[str, Any] = {"database_url": database_url, "auth": "off"}
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    freeze_startup_heap()  # as each gunicorn worker does once its app is loaded (deploy/gunicorn.conf.py)
+    return app
 
 
 def runtime_of(app: Flask) -> Runtime:

@@ -49,3 +49,12 @@ def gc_paused() -> Iterator[None]:
                 if _joined == 0 and _paused_by_us:
                     _paused_by_us = False
                     gc.enable()
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive now (the code lists, the FHIR models, the clinical text reader) out of the
+    collector's reach: a full collection then scans only what calls left behind (about 100 ms of a
+    warmed worker's heap before, about none after). Called once per worker after the app is built
+    (deploy/gunicorn.conf.py `post_worker_init`); nothing frozen is ever freed, so not per app in tests."""
+    gc.collect()
+    gc.freeze()

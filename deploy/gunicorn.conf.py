@@ -250,3 +250,11 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Worker, once its app is loaded: the start-up heap leaves the cyclic collector's scans, so a full
+    collection under load no longer walks the knowledge and the text reader (cds_service/gc_pause.py)."""
+    from cds_service.gc_pause import freeze_startup_heap
+
+    freeze_startup_heap()

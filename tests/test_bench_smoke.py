@@ -6,10 +6,21 @@ measurement returns numbers and renders a table.
 
 from __future__ import annotations
 
+import gc
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from bench import data, inprocess
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze() -> Iterator[None]:
+    """The bench's app freezes the heap as a gunicorn worker does; the test process is not one."""
+    yield
+    gc.unfreeze()
 
 
 def test_inprocess_bench_returns_numbers_and_a_table(tmp_path: Path) -> None:

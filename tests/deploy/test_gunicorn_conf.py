@@ -284,3 +284,16 @@ def test_an_access_log_format_given_on_the_command_line_gets_its_atoms_escaped(
     environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/", "PATH_INFO": "/", "SERVER_PROTOCOL": "HTTP/1.1"}
     atoms = logger.atoms_wrapper_class(logger.atoms(_Resp(), _Req(), environ, dt.timedelta(seconds=1)))
     assert json.loads(cfg.access_log_format % atoms) == {"agent": _UA, "host": "-", "status": 200}
+
+
+def test_each_worker_freezes_its_start_up_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    conf = load_conf(monkeypatch)
+    gc.unfreeze()  # another test's bench app may have frozen this process already
+    assert gc.get_freeze_count() == 0
+    try:
+        conf.post_worker_init(types.SimpleNamespace(pid=os.getpid()))
+        assert gc.get_freeze_count() > 10_000  # the modules, the FHIR models, everything alive now
+    finally:
+        gc.unfreeze()
