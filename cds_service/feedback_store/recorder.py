@@ -5,9 +5,10 @@ queued, many calls per transaction. When the queue is full (the store is down or
 are dropped and counted, never waited for; at shutdown the queue is drained for a bounded time.
 
 The hook call's side costs an append to a deque: no lock, no condition. The writer is woken only
-when it sleeps, and after waking it gathers for GATHER_SECONDS, so under load it writes the calls of
-each such moment in one transaction and is woken at most about 1 / GATHER_SECONDS times a second
-(a `queue.Queue` notified the writer on every call: a tenth of a worker's GIL time, bench/ py-spy).
+when it sleeps, and writes at once (a quiet service records a card within milliseconds); while calls
+keep coming it does not sleep but pauses GATHER_SECONDS between writes, so the calls of each pause go
+in one transaction and nobody wakes it (a `queue.Queue` notified the writer on every call: a tenth of
+a worker's GIL time, bench/ py-spy).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
 _STOP = object()
 MAX_BATCHES_PER_WRITE = 200
-GATHER_SECONDS = 0.01  # how long a woken writer lets calls join its write
+GATHER_SECONDS = 0.01  # a busy writer's pause between writes, for the calls of that pause to join
 IDLE_WAKE_SECONDS = 1.0  # a sleeping writer looks at the queue at least this often
 
 
@@ -104,17 +105,20 @@ class ShownRecorder:
                 self._thread.start()
 
     def _run(self) -> None:
-        while self._write_queued():
+        while (written := self._write_queued()) >= 0:
+            if written > 1:  # busy: let the calls of the next GATHER_SECONDS join one write, unwoken
+                time.sleep(GATHER_SECONDS)
+                continue
             self._sleeping = True
             if not self._queued:  # after setting _sleeping: a call that appends now also wakes us
                 self._wake.wait(IDLE_WAKE_SECONDS)
             self._sleeping = False
             self._wake.clear()
-            time.sleep(GATHER_SECONDS)
 
-    def _write_queued(self) -> bool:
+    def _write_queued(self) -> int:
         """Write everything queued now, up to MAX_BATCHES_PER_WRITE calls per transaction, and release
-        the flushes waiting on it; False once stopped."""
+        the flushes waiting on it; the calls written, or -1 once stopped."""
+        written = 0
         batches: list[Rows] = []
         while True:
             try:
@@ -126,11 +130,12 @@ class ShownRecorder:
                 if len(batches) < MAX_BATCHES_PER_WRITE:
                     continue
             self._write_batches(batches)
+            written += len(batches)
             batches = []
             if item is None:
-                return True
+                return written
             if item is _STOP:
-                return False
+                return -1
             if isinstance(item, threading.Event):
                 item.set()
 
