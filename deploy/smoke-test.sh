@@ -7,7 +7,7 @@
 # GET /cds-services, POSTs a patient-view request with prefetch (a Patient and an active Condition
 # ICD-10-CM M79.662 "pain in left lower leg"; empty searchsets for the other keys) and the same with
 # a calf strain added (which must yield a card, so card rendering is exercised), runs the image's
-# HEALTHCHECK command, reads /metrics and checks that the access log lines are JSON. Prints the
+# HEALTHCHECK command, reads /metrics and checks that the request log lines are JSON. Prints the
 # status codes and the card count, removes the container, exits non-zero on any failure.
 #
 # Environment:
@@ -261,18 +261,19 @@ else
   log "the image's HEALTHCHECK command failed"; exit 1
 fi
 
-# Access log: gunicorn writes one JSON object per request on stdout.
-access_lines="$("$engine" logs "$name" 2>/dev/null | grep -c '"logger": "gunicorn.access"' || true)"
-if ! "$engine" logs "$name" 2>/dev/null | grep '"logger": "gunicorn.access"' | "$PYTHON" -c '
+# Request log: the service writes one JSON object per request on stderr (gunicorn's access log is off).
+access_lines="$("$engine" logs "$name" 2>&1 | grep -c '"logger":"cds_service.access"' || true)"
+if ! "$engine" logs "$name" 2>&1 | grep '"logger":"cds_service.access"' | "$PYTHON" -c '
 import json, sys
 n = 0
 for line in sys.stdin:
-    json.loads(line)
+    record = json.loads(line)
+    assert record["event"] == "request" and record["endpoint"] and record["status"], record
     n += 1
 sys.exit(0 if n else 1)
 '; then
-  log "access log lines are missing or not JSON"; exit 1
+  log "request log lines are missing or not JSON"; exit 1
 fi
-echo "access log: $access_lines JSON lines on stdout"
+echo "request log: $access_lines JSON lines, one per request"
 echo "user in container: $("$engine" exec "$name" id -u)"
 echo "SMOKE TEST PASSED ($IMAGE)"
