@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +25,14 @@ from tests.support.fhir_server import FhirTestServer, fhir_server_session  # noq
 from tests.support.postgres import PostgresCluster, postgres_session  # noqa: E402
 
 SERVICE_URL = "/cds-services/posterior-knee-pain"
+
+
+@pytest.fixture()
+def cards_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped cards/ to break or edit."""
+    target = tmp_path / "cards"
+    shutil.copytree(ROOT / "cards", target)
+    return target
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,16 +14,10 @@ from cds_service.evaluation import load_catalog
 from cds_service.knowledge import KnowledgeError
 from cds_service.recognition.codes import CodeIndex
 from tests.clinical.helpers import TOPICS
+from tests.knowledge.test_scores import BREAKAGES as SCORE_BREAKAGES
 
 CARDS = Path(__file__).resolve().parents[1] / "cards"
 ROOT = CARDS.parent
-
-
-@pytest.fixture()
-def cards_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "cards"
-    shutil.copytree(CARDS, target)
-    return target
 
 
 def _replace(path: Path, old: str, new: str) -> None:
@@ -56,6 +49,7 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
     ("order not defined", lambda d: _replace(d / "cards" / "cauda-equina.yaml", "order: mri-lumbar-spine",
                                              "order: mri-brain"),
      "suggestion order 'mri-brain' is not in orders.yaml"),
+    *SCORE_BREAKAGES,
 ]
 
 

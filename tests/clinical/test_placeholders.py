@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from cds_service.casekit.engine import Engine
@@ -21,15 +20,13 @@ def _dvt_case() -> tuple[list, str, object]:
     raise AssertionError("no dvt-likely case in cards/tests/dvt")
 
 
-def test_score_table_placeholder_renders_the_wells_table(tmp_path: Path) -> None:
-    cards = tmp_path / "cards"
-    shutil.copytree(CARDS, cards)
-    definition = cards / "cards" / "dvt-likely.yaml"
+def test_score_table_placeholder_renders_the_wells_table(cards_copy: Path) -> None:
+    definition = cards_copy / "cards" / "dvt-likely.yaml"
     text = definition.read_text()
     definition.write_text(text.replace("  {unread}\n", "  {unread}\n\n  {score_table}\n", 1))
     resources, patient_id, now = _dvt_case()
     shipped = Engine.from_directory(CARDS).evaluate(resources, patient_id, now)
-    edited = Engine.from_directory(cards).evaluate(resources, patient_id, now)
+    edited = Engine.from_directory(cards_copy).evaluate(resources, patient_id, now)
     before = next(c for c in shipped.cards if c.source.topic.code == "dvt-likely")
     after = next(c for c in edited.cards if c.source.topic.code == "dvt-likely")
     assert "| Wells DVT score" not in (before.detail or "")
