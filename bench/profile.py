@@ -82,11 +82,11 @@ def measure(server: GunicornServer, body: Path, script: Path, seconds: float, wo
     spy = py_spy_path()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
-    outputs = [workdir / f"py-spy-{pid}.txt" for pid in server.worker_pids()]
+    outputs = {pid: workdir / f"py-spy-{pid}.txt" for pid in server.worker_pids()}
     spies = [subprocess.Popen(
-        [spy, "record", "--pid", output.stem.rsplit("-", 1)[1], "--duration", f"{seconds:.0f}",
+        [spy, "record", "--pid", str(pid), "--duration", f"{seconds:.0f}",
          "--rate", str(RATE), "--gil", "--nonblocking", "--format", "raw", "--output", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for output in outputs]
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for pid, output in outputs.items()]
     wrk = run_wrk(server.url, body, 10, seconds + 1, server="service (sampled)", request="typical",
                   script=script, cpu_of=server)
     problems = []
@@ -94,10 +94,10 @@ def measure(server: GunicornServer, body: Path, script: Path, seconds: float, wo
         _, stderr = process.communicate(timeout=seconds + 60)
         if process.returncode != 0:
             problems.append(stderr.decode(errors="replace").strip()[-300:])
-    missing = [output for output in outputs if not output.exists()]
+    missing = [output for output in outputs.values() if not output.exists()]
     if problems or missing:
         raise RuntimeError(f"py-spy could not sample the workers: {' | '.join(problems) or 'no output'}")
-    counts = read_samples(outputs)
+    counts = read_samples(list(outputs.values()))
     return Profile(wrk, sum(counts.values()), dict(counts))
 
 
