@@ -41,11 +41,9 @@ LEG_COMPLAINTS = ("knee-complaint", "leg-swelling", "calf-swelling", "entire-leg
 
 @dataclass(frozen=True)
 class WellsScore:
-    """Scored items of one leg with the fact behind each, and the keys of the items the record does not
-    document."""
+    """Scored items of one leg with the fact behind each (the items not documented are the table's)."""
 
     items: Mapping[str, Fact]
-    not_documented: tuple[str, ...]  # item keys
     leg: str | None = None  # left | right; None when no finding names a side
     absent: Mapping[str, Fact] = field(default_factory=dict)  # unscored items documented as absent
 
@@ -127,8 +125,7 @@ def _leg_score(record: PatientRecord, t: Mapping[str, float], leg: str | None,
         "collaterals": sign("collateral-veins"),
     }
     items = {key: fact for key, fact in candidates.items() if fact is not None}
-    missing = tuple(key for key, _ in WELLS_ITEMS if key not in items and key != "alternative")
-    return WellsScore(items, missing, leg, _absent(record, t, leg, items))
+    return WellsScore(items, leg, _absent(record, t, leg, items))
 
 
 def _absent(record: PatientRecord, t: Mapping[str, float], leg: str | None,
@@ -165,7 +162,7 @@ def wells_score(record: PatientRecord, t: Mapping[str, float], legs: Sequence[st
     scores = [_leg_score(record, t, leg, risks) for leg in legs]
     best = max(scores, key=lambda s: (s.score, len(s.items)))
     sided = any(f.laterality for key, f in best.items.items() if key in SIGN_ITEMS)
-    return best if sided or len(legs) == 1 else WellsScore(best.items, best.not_documented, None, best.absent)
+    return best if sided or len(legs) == 1 else WellsScore(best.items, None, best.absent)
 
 
 def _treated_dvt(record: PatientRecord) -> bool:
@@ -285,7 +282,6 @@ def dvt_rule(record: PatientRecord, t: Mapping[str, float], wells: WellsScore,
             "leg": f"{wells.leg} leg" if wells.leg else "side not recorded",
             "anticoagulant": anticoagulant[0].ingredient or anticoagulant[0].label if anticoagulant else "",
         },
-        not_documented=tuple(wording.text(key) for key in wells.not_documented),
         thresholds=("wells_dvt_likely_at_least", "adult_age_years", "surgery_within_days_dvt",
                     "calf_swelling_cm_at_least", "d_dimer_negative_at_most_ug_per_ml_feu", "puerperium_days"),
     )

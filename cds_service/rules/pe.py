@@ -80,7 +80,6 @@ def pe_rule(record: PatientRecord, t: Mapping[str, float], dvt: Finding | None,
             "pe_features": ", ".join(name for name, _ in features),
         },
         tables=(table,),
-        not_documented=("Alternative diagnosis less likely than PE (clinical judgement, 3 points)",),
         thresholds=("pe_wells_likely_above", "tachycardia_above_per_min", "hypoxaemia_below_percent",
                     "surgery_within_days_pe", "vitals_within_hours"),
     )
