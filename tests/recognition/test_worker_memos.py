@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cds_service.recognition import BudgetLimits, Recognizer
+from tests.support import ehr
 from tests.support import fhir as F
 
 SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-r4"
@@ -40,3 +42,46 @@ def test_a_code_known_to_say_nothing_is_still_named_unread_past_the_deadline(rec
     late.text, late.silent, late.coded = warm.text, warm.silent, warm.coded
     record = late.record([F.patient(), height], "p1", NOW)
     assert [(u.reference, u.reason) for u in record.unread] == [(f"Observation/{height['id']}", "deadline")]
+
+
+def _said(record: Any) -> set[tuple[str, bool | None, str | None]]:
+    return {(concept, fact.present, fact.laterality) for fact in record.observations for concept in fact.concepts}
+
+
+def test_ehr_flowsheet_rows_read_warm_as_cold_affirmed_negated_and_sided(recognizer: Recognizer) -> None:
+    """Flowsheet rows as Epic sends them (local row codes, the finding in the row's words, a Yes/No or
+    a side), a vitals panel of components and a row that says nothing, read twice by one worker: the
+    second read, with the rows' codings and the silent row remembered, finds exactly the same."""
+    rows = [
+        F.patient(),
+        ehr.flowsheet("L calf swelling", valueString="Yes"),
+        ehr.flowsheet("Calf tenderness", valueBoolean=False),
+        ehr.flowsheet("R calf pitting edema", valueString="No"),
+        ehr.flowsheet("Ambulation distance (m)", valueInteger=40),
+        ehr.vitals_panel(ehr.component("8310-5", "Body temperature", 38.6, "Cel"),
+                         ehr.component("8867-4", "Heart rate", 112, "/min")),
+    ]
+    worker = Recognizer(recognizer.knowledge, 64)
+    first = worker.record(rows, "p1", NOW)
+    assert worker.silent._kept, "the ambulation row is remembered as saying nothing"
+    said = _said(first)
+    assert ("calf-swelling", True, "left") in said or ("leg-swelling", True, "left") in said
+    assert any(concept == "deep-vein-tenderness" and present is False for concept, present, _ in said)
+    assert any(concept == "pitting-oedema" and present is False for concept, present, _ in said)
+    assert {"body-temperature", "heart-rate"} <= {concept for concept, _, _ in said}
+    assert worker.record(rows, "p1", NOW) == first
+
+
+def test_a_local_code_remembered_as_silent_still_reads_a_row_that_names_a_finding(recognizer: Recognizer) -> None:
+    """The same local row (code and display "Nursing note") once with nothing more and once with the
+    finding in its text: what a worker remembers is the whole CodeableConcept as written, text
+    included, so the second row is read."""
+    silent = ehr.flowsheet("Nursing note", valueString="Yes")
+    named = ehr.flowsheet("Nursing note", valueString="Yes")
+    named["code"] = {"coding": silent["code"]["coding"], "text": "R calf swelling"}
+    worker = Recognizer(recognizer.knowledge, 64)
+    assert not worker.record([F.patient(), silent], "p1", NOW).observations
+    assert worker.silent._kept, "the row is remembered as saying nothing"
+    record = worker.record([F.patient(), silent, named], "p1", NOW)
+    assert {(c, f.present, f.laterality) for f in record.observations for c in f.concepts} & {
+        ("calf-swelling", True, "right"), ("leg-swelling", True, "right")}
