@@ -313,7 +313,7 @@ class FeedbackStore:
         try:
             self._ensure_prepared()
             shown = [{key: value for key, value in row.items() if key != "snapshot"} for row in rows]
-            snapshots = [{**row["snapshot"], "body": _compact_json(row["snapshot"]["body"])}
+            snapshots = [{**row["snapshot"], "body": orjson.dumps(row["snapshot"]["body"]).decode()}
                          for row in rows if "snapshot" in row]
             with self._shown_engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
@@ -507,11 +507,3 @@ def _is_permanent(exc: SQLAlchemyError) -> bool:
     from sqlalchemy.exc import DataError, IntegrityError
 
     return isinstance(exc, DataError | IntegrityError)
-
-
-def _compact_json(value: Any) -> str:
-    """`value` as compact UTF-8 JSON text (orjson; json for what orjson refuses, e.g. a lone surrogate)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
