@@ -106,18 +106,18 @@ workers' worth of CPU; more workers than cores add context switches and memory (
 code lists, the FHIR models and the clinical text reader) without adding throughput. Threads per worker
 were measured against each other with alternating runs (docs/reliability.md section 10, 2026-12-03).
 Fewer threads did not win: two earlier sweeps that ran one configuration after the other had 2 × 2 14–16
-% ahead of 2 × 4 on the typical call, but with the runs alternated (8 rounds) 2 × 2 reached 0.85× of 2 ×
-4 on the typical call and 0.87× on the large record (medians of the per-round ratios; single rounds from
-0.6× to 1.4×), at the same CPU per call (1.04×, 1.03×): the spread between rounds of one configuration
-is larger than any difference between 1 and 4 threads. Where threads matter, they matter a lot: a thread
-is also what waits on I/O inside a call, the FHIR fallback fetch when the EHR sends no prefetch (about a
-second per call in that test), note attachments fetched by URL, the replay and feedback stores under a
-database outage (bounded by their deadlines). With four fallback calls in flight, as many as 2 × 2 has
-threads, typical calls beside them fell to 24 req/s (p50 0.4–0.7 s) against 216 req/s (p50 27–42 ms)
-with 2 × 4, which held 134–498 req/s up to eight. `BufferingWorker` reads every request whole in its
-event loop, so slow clients hold no thread with either count (the slow-client probes pass with 2 threads
-too). Even where every call comes with its prefetch, `CDS_THREADS=2` showed nothing to gain; the default
-keeps the threads that wait."""
+% ahead of 2 × 4 on the typical call, but with the runs alternated 2 × 2 reached 0.85× and 1.01× of 2 ×
+4 on the typical call and 0.87× and 0.82× on the large record in two runs (medians of the per-round
+ratios; single rounds from 0.4× to 1.4×), at the same or a little more CPU per call (1.03–1.15×): the
+spread between rounds of one configuration is larger than any difference between 1 and 4 threads. Where
+threads matter, they matter a lot: a thread is also what waits on I/O inside a call, the FHIR fallback
+fetch when the EHR sends no prefetch (about a second per call in that test), note attachments fetched by
+URL, the replay and feedback stores under a database outage (bounded by their deadlines). With four
+fallback calls in flight, as many as 2 × 2 has threads, typical calls beside them fell to 24 req/s (p50
+0.4–0.7 s) against 216 req/s (p50 27–42 ms) with 2 × 4, which held 134–498 req/s up to eight.
+`BufferingWorker` reads every request whole in its event loop, so slow clients hold no thread with
+either count (the slow-client probes pass with 2 threads too). Even where every call comes with its
+prefetch, `CDS_THREADS=2` showed nothing to gain; the default keeps the threads that wait."""
 CONNECTIONS = (1, 10, 50)
 DEFAULT_OUTPUT = data.ROOT / "docs" / "performance.md"
 
