@@ -141,15 +141,18 @@ class Recognizer:
         timed.sort(key=lambda pair: pair[0].timestamp() if pair[0] else float("-inf"), reverse=True)
         reader = ObservationReader(reading)
         kept: dict[str, int] = {}
+        full: set[str] = set()  # concepts read OBSERVATIONS_KEPT_PER_CONCEPT times already
         facts: list[Fact] = []
         for when, raw in timed:
-            coded = self._coded_concepts(raw.get("code"))
-            if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
+            # an Observation can only be passed over once some concept is full: its codes are looked up then
+            if full and (coded := self._coded_concepts(raw.get("code"))) and coded <= full:
                 continue
             found = reader.read(raw, when)
             if found:  # an invalid one is named as unread and leaves its place to the next
-                for concept in coded:
+                for concept in self._coded_concepts(raw.get("code")):
                     kept[concept] = kept.get(concept, 0) + 1
+                    if kept[concept] >= OBSERVATIONS_KEPT_PER_CONCEPT:
+                        full.add(concept)
             facts += found
         return facts
 
