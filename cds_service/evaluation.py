@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .card_model import Card, response_body
 from .config import Settings
 from .findings import Finding
 from .knowledge import Knowledge, load_knowledge
@@ -16,7 +17,6 @@ from .recognition.notes import AttachmentContent
 from .record.model import PatientRecord
 from .render import CardSource, CompanionLink, render_card
 from .rules import REQUIREMENTS, evaluate
-from .wire import Card, CdsResponse
 
 
 def load_catalog(directory: Path) -> Knowledge:
@@ -44,7 +44,7 @@ class Evaluation:
 
     def response(self) -> dict[str, Any]:
         """The CDS Hooks response body."""
-        return CdsResponse(cards=list(self.cards)).to_json()
+        return response_body(self.cards)
 
 
 class Evaluator:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from .card_model import Action, Card, Link, OutCoding, OverrideReasonOut, Source, Suggestion
 from .findings import Evidence, Finding, ScoreTable, lower_first, shorten, when_phrase
 from .knowledge import Knowledge
 from .knowledge.cards import (
@@ -26,7 +27,6 @@ from .knowledge.cards import (
     VariantText,
 )
 from .record.model import PatientRecord
-from .wire import Action, Card, Link, OutCoding, OverrideReasonOut, Source, Suggestion
 
 TOPIC_SYSTEM = "https://posterior-knee-cds.example/fhir/CodeSystem/finding-topic"
 OVERRIDE_SYSTEM = "https://posterior-knee-cds.example/fhir/CodeSystem/override-reason"
@@ -202,7 +202,7 @@ def _draft_order(order: OrderDefinition, record: PatientRecord, reason: str) -> 
 
 
 def _suggestions(definition: CardDefinition, finding: Finding, record: PatientRecord,
-                 summary: str, knowledge: Knowledge) -> list[Suggestion]:
+                 summary: str, knowledge: Knowledge) -> tuple[Suggestion, ...]:
     suggestions = []
     for item in definition.suggestions:
         if (item.unless and item.unless in finding.flags) or (item.only and item.only not in finding.flags):
@@ -212,19 +212,19 @@ def _suggestions(definition: CardDefinition, finding: Finding, record: PatientRe
             label=item.label,
             uuid=str(uuid.uuid4()),
             isRecommended=item.recommended,
-            actions=[Action(
+            actions=(Action(
                 type="create",
                 description=f"Create a draft order: {order.display}",
                 resource=_draft_order(order, record, summary),
-            )],
+            ),),
         ))
-    return suggestions
+    return tuple(suggestions)
 
 
-def _links(definition: CardDefinition, companion: CompanionLink | None) -> list[Link]:
-    links = [Link(label=label, url=url, type="absolute") for label, url in definition.links]
+def _links(definition: CardDefinition, companion: CompanionLink | None) -> tuple[Link, ...]:
+    links = tuple(Link(label=label, url=url, type="absolute") for label, url in definition.links)
     if companion is not None and definition.companion:
-        links.insert(0, companion.link(definition.companion))
+        links = (companion.link(definition.companion), *links)
     return links
 
 
@@ -250,13 +250,13 @@ def render_card(finding: Finding, record: PatientRecord, knowledge: Knowledge,
             url=source.url or None,
             topic=OutCoding(system=TOPIC_SYSTEM, code=finding.topic, display=definition.display),
         ),
-        suggestions=suggestions or None,
+        suggestions=suggestions,
         selectionBehavior="at-most-one" if suggestions else None,
-        overrideReasons=[
+        overrideReasons=tuple(
             OverrideReasonOut(code=code, system=OVERRIDE_SYSTEM, display=display)
             for code, display in definition.override_reasons
-        ] or None,
-        links=links or None,
+        ),
+        links=links,
     )
 
 

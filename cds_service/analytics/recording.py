@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..card_model import Card
 from ..findings import Finding
-from ..wire import Card
 from .config import AnalyticsConfig
 
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from ..card_model import Card
 from ..findings import Evidence, Finding, ScoreTable, when_phrase
 from ..knowledge import Knowledge
 from ..record.model import PatientRecord
 from ..render import PlaceholderValues
-from ..wire import Card
 from .perc import Perc, perc
 
 SNAPSHOT_VERSION = 1

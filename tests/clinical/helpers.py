@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cds_service.wire import Card
+
 SERVICE_URL = "/cds-services/posterior-knee-pain"
 
 # The 15 stable finding topics (docs/architecture.md, cards/cards/*.yaml): the 14 clinical findings
@@ -33,7 +35,9 @@ def indicators(cards: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def check_card_shape(card: dict[str, Any]) -> None:
-    """Every card: a stable topic, a short summary, a detail with evidence lines."""
+    """Every card: the spec's card (wire.Card, strict: no unknown field, no empty array, a selection
+    behaviour with suggestions, smart-only app context), a stable topic, a short summary, a detail."""
+    Card.model_validate(card)
     assert topic_of(card) in TOPICS, f"unknown topic {topic_of(card)!r}"
     assert len(card["summary"]) < SUMMARY_LIMIT, f"summary too long ({len(card['summary'])}): {card['summary']}"
     assert card["indicator"] in {"info", "warning", "critical"}
