@@ -4,7 +4,8 @@
 and then the Python objects (about 5 times): a 16 MB body peaked near 270 MB. And a record's resources
 of types nobody reads (a Synthea record's claims and explanations of benefit are 40 % of its bytes) were
 kept to the end of the call. Here msgspec splits the body into its parts without building them (keys
-and raw JSON text; a prefetch of Bundles in one pass down to its entries), and orjson parses each part as
+and raw JSON text): in one pass down to the Bundles' entries when every prefetch key is a Bundle or null,
+in two when a resource (the Patient) sits beside them, key by key otherwise; orjson parses each part as
 it parsed the whole body before: the same values from the same parser, one entry at a time (the entry
 whole in one call: its fullUrl and request are checked with it and dropped). A resource of a type the
 service does not read is parsed (a malformed one is refused as before) and kept as what the patient
