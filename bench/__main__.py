@@ -92,24 +92,32 @@ server CPU per call of the same run it gives milliseconds per call. The bare Fla
 own work."""
 
 SWEEP_INTRO = """\
-The service under gunicorn (shipped worker class, access log on, SQLite feedback store) with each
-count of workers and threads, one configuration after the other: wrk at 10 connections, the typical
-call then the large record, with the server's CPU (master and workers, user and system, from /proc)
-per request."""
+The service under gunicorn (shipped worker class, the service's own request log at INFO, SQLite
+feedback store) with each count of workers and threads: wrk at 10 connections, the typical call then
+the large record, with the server's CPU (master and workers, user and system, from /proc) per request.
+Every configuration runs at once, idle while another is measured, and the runs alternate: three
+rounds, each measuring every configuration in turn in a rotated order, so all of them share the noise
+of the other work on this machine. A cell is the median of the rounds; "each round" lists every
+round's req/s, which shows that noise."""
 SWEEP_READING = """\
-Why the shipped default is what it is: the work is CPU-bound Python, so a worker runs one call at a
-time whatever its threads (the GIL), and two cores give two workers' worth of CPU. More workers than
-cores add context switches and memory (each worker holds the code lists, the FHIR models and the
-clinical text reader) without adding throughput. Fewer threads cost less CPU per call (fewer GIL
-hand-offs between threads that all want to compute), which is why fewer threads can lead the
-typical column; but a thread is also what waits on I/O inside a call: the FHIR fallback fetch when the EHR
-does not prefetch (about half a second per call in section 3) and note attachments fetched by URL.
-With one thread, a worker waiting on FHIR answers nobody; with four, three calls can wait while one
-computes. `BufferingWorker` reads every request whole in its event loop, so threads are not held by
-slow clients (docs/reliability.md measured the slow-client probes with 2 × 4). The default stays
-2 workers × 4 threads (`CDS_WORKERS`, `CDS_THREADS`) unless a row beats it by more than the noise
-between repeated runs of the same row on this shared machine (±15 % seen); fewer threads
-(`CDS_THREADS=2`) suit a deployment where every call comes with its prefetch."""
+Why the shipped default is 2 workers × 4 threads (`CDS_WORKERS`, `CDS_THREADS`): the work is CPU-bound
+Python, so a worker runs one call at a time whatever its threads (the GIL), and two cores give two
+workers' worth of CPU; more workers than cores add context switches and memory (each worker holds the
+code lists, the FHIR models and the clinical text reader) without adding throughput. Threads per worker
+were measured against each other with alternating runs (docs/reliability.md section 10, 2026-12-03).
+Fewer threads did not win: two earlier sweeps that ran one configuration after the other had 2 × 2 14–16
+% ahead of 2 × 4 on the typical call, but with the runs alternated 2 × 2 reached 0.85× and 1.01× of 2 ×
+4 on the typical call and 0.87× and 0.82× on the large record in two runs (medians of the per-round
+ratios; single rounds from 0.4× to 1.4×), at the same or a little more CPU per call (1.03–1.15×): the
+spread between rounds of one configuration is larger than any difference between 1 and 4 threads. Where
+threads matter, they matter a lot: a thread is also what waits on I/O inside a call, the FHIR fallback
+fetch when the EHR sends no prefetch (about a second per call in that test), note attachments fetched by
+URL, the replay and feedback stores under a database outage (bounded by their deadlines). With four
+fallback calls in flight, as many as 2 × 2 has threads, typical calls beside them fell to 24 req/s (p50
+0.4–0.7 s) against 216 req/s (p50 27–42 ms) with 2 × 4, which held 134–498 req/s up to eight.
+`BufferingWorker` reads every request whole in its event loop, so slow clients hold no thread with
+either count (the slow-client probes pass with 2 threads too). Even where every call comes with its
+prefetch, `CDS_THREADS=2` showed nothing to gain; the default keeps the threads that wait."""
 CONNECTIONS = (1, 10, 50)
 DEFAULT_OUTPUT = data.ROOT / "docs" / "performance.md"
 

@@ -13,6 +13,7 @@ import os
 import re
 import runpy
 import shutil
+import statistics
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -189,51 +190,86 @@ def table(results: list[WrkResult]) -> str:
     return markdown_table(header, rows, ["l", "l"] + ["r"] * 11)
 
 
-WORKER_CONFIGS = ((2, 1), (2, 2), (2, 4), (3, 1), (4, 1), (3, 2))
+WORKER_CONFIGS = ((2, 1), (2, 2), (2, 3), (2, 4), (3, 1), (4, 1), (3, 2))
+SWEEP_ROUNDS = 3
 
 
 @dataclass(frozen=True)
 class SweepPoint:
+    """One configuration's runs, one per round; `typical` and `large` are the runs of median req/s."""
+
     workers: int
     threads: int
-    typical: WrkResult
-    large: WrkResult
+    typical_runs: tuple[WrkResult, ...]
+    large_runs: tuple[WrkResult, ...]
+
+    @property
+    def typical(self) -> WrkResult:
+        return _median_run(self.typical_runs)
+
+    @property
+    def large(self) -> WrkResult:
+        return _median_run(self.large_runs)
+
+
+def _median_run(runs: Sequence[WrkResult]) -> WrkResult:
+    return sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
 
 
 def sweep(configs: Sequence[tuple[int, int]], bodies: Mapping[str, Path], seconds: float, script: Path,
-          env: Mapping[str, str], log_dir: Path, progress: Callable[[str], None]) -> list[SweepPoint]:
-    """The service under each (workers, threads), one after the other: typical and large at 10
-    connections, with the server's CPU per request."""
-    points = []
-    for workers, threads in configs:
-        progress(f"workers x threads: {workers} x {threads}")
-        server = GunicornServer(app="cds_service.wsgi:app", extra_env=env, workers=workers, threads=threads,
-                                ready_path="/healthz", log_path=log_dir / f"sweep-{workers}x{threads}.log")
-        server.start()
-        try:
-            found = {}
+          env: Mapping[str, str], log_dir: Path, progress: Callable[[str], None],
+          rounds: int = SWEEP_ROUNDS) -> list[SweepPoint]:
+    """The service under each (workers, threads): typical and large at 10 connections, with the
+    server's CPU per request. Every configuration runs at once (idle while another is measured) and
+    the runs alternate: each round measures every configuration in turn, in a rotated order, so the
+    configurations share the noise of the other work on the machine instead of each getting its own
+    stretch of it."""
+    servers: dict[tuple[int, int], GunicornServer] = {}
+    runs: dict[tuple[int, int, str], list[WrkResult]] = {}
+    try:
+        for workers, threads in configs:
+            progress(f"workers x threads: starting {workers} x {threads}")
+            server = GunicornServer(app="cds_service.wsgi:app", extra_env=env, workers=workers,
+                                    threads=threads, ready_path="/healthz",
+                                    log_path=log_dir / f"sweep-{workers}x{threads}.log")
+            servers[(workers, threads)] = server.start()
             for request in ("typical", "large"):
                 run_wrk(server.url, bodies[request], 10, min(2.0, seconds), server="warm-up",
                         request=request, script=script)
-                found[request] = run_wrk(server.url, bodies[request], 10, seconds,
-                                         server=f"service {workers}x{threads}", request=request,
-                                         script=script, cpu_of=server)
-        finally:
+        for round_index in range(rounds):
+            order = [configs[(i + round_index) % len(configs)] for i in range(len(configs))]
+            if round_index % 2:
+                order.reverse()
+            progress(f"workers x threads: round {round_index + 1} of {rounds}")
+            for request in ("typical", "large"):
+                for workers, threads in order:
+                    server = servers[(workers, threads)]
+                    runs.setdefault((workers, threads, request), []).append(run_wrk(
+                        server.url, bodies[request], 10, seconds, server=f"service {workers}x{threads}",
+                        request=request, script=script, cpu_of=server))
+    finally:
+        for server in servers.values():
             server.stop()
-        points.append(SweepPoint(workers, threads, found["typical"], found["large"]))
-    return points
+    return [SweepPoint(w, t, tuple(runs[(w, t, "typical")]), tuple(runs[(w, t, "large")]))
+            for w, t in configs]
 
 
 def sweep_table(points: Sequence[SweepPoint], shipped: tuple[int, int]) -> str:
-    header = ["Workers × threads", "typical req/s", "p50 ms", "p99 ms", "CPU ms/req", "large req/s",
-              "p50 ms", "p99 ms", "CPU ms/req", "failures"]
+    """Median of the rounds per cell, and req/s of every round (in round order) beside it."""
+    header = ["Workers × threads", "typical req/s", "each round", "p50 ms", "p99 ms", "CPU ms/req",
+              "large req/s", "each round", "p50 ms", "p99 ms", "CPU ms/req", "failures"]
     rows = []
     for p in points:
         name = f"{p.workers} × {p.threads}" + (" (shipped)" if (p.workers, p.threads) == shipped else "")
-        rows.append([name, *_sweep_cells(p.typical), *_sweep_cells(p.large),
-                     str(p.typical.failures + p.large.failures)])
-    return markdown_table(header, rows, ["l"] + ["r"] * 9)
+        failures = sum(r.failures for r in (*p.typical_runs, *p.large_runs))
+        rows.append([name, *_sweep_cells(p.typical_runs), *_sweep_cells(p.large_runs), str(failures)])
+    return markdown_table(header, rows, ["l"] + ["r"] * 11)
 
 
-def _sweep_cells(r: WrkResult) -> list[str]:
-    return [f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.cpu_ms:.2f}" if r.cpu_ms else "-"]
+def _sweep_cells(runs: Sequence[WrkResult]) -> list[str]:
+    """req/s, each round's req/s, p50, p99 and CPU per request: medians over the rounds."""
+    mid = statistics.median
+    cpu = [r.cpu_ms for r in runs if r.cpu_ms]
+    return [f"{mid([r.rps for r in runs]):,.0f}", " / ".join(f"{r.rps:,.0f}" for r in runs),
+            f"{mid([r.p50_ms for r in runs]):.1f}", f"{mid([r.p99_ms for r in runs]):.1f}",
+            f"{mid(cpu):.2f}" if cpu else "-"]

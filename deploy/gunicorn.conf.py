@@ -62,6 +62,9 @@ def _env_int(name: str, default: int) -> int:
 
 # --- server socket and workers ---------------------------------------------------------------
 bind = [os.environ.get("CDS_BIND", "").strip() or "127.0.0.1:8080"]
+# Two workers for two cores (the work is CPU-bound Python). Four threads each: fewer did not save CPU
+# per call once runs were alternated, and two let four calls waiting on a FHIR fallback fetch stall
+# the typical calls beside them (docs/reliability.md section 10).
 workers = _env_int("CDS_WORKERS", 2)
 threads = _env_int("CDS_THREADS", 4)
 worker_class = os.environ.get("CDS_WORKER_CLASS", "").strip() or "cds_service.gunicorn_worker.BufferingWorker"
