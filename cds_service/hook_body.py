@@ -4,7 +4,8 @@
 and then the Python objects (about 5 times): a 16 MB body peaked near 270 MB. And a record's resources
 of types nobody reads (a Synthea record's claims and explanations of benefit are 40 % of its bytes) were
 kept to the end of the call. Here msgspec splits the body into its parts without building them (keys
-and raw JSON text; a prefetch of Bundles in one pass down to its entries), and orjson parses each part as
+and raw JSON text): in one pass down to the Bundles' entries when every prefetch key is a Bundle or null,
+in two when a resource (the Patient) sits beside them, key by key otherwise; orjson parses each part as
 it parsed the whole body before: the same values from the same parser, one entry at a time (the entry
 whole in one call: its fullUrl and request are checked with it and dropped). A resource of a type the
 service does not read is parsed (a malformed one is refused as before) and kept as what the patient
@@ -53,10 +54,38 @@ class _Bundle(msgspec.Struct, forbid_unknown_fields=True):
     signature: msgspec.Raw = UNSET
 
 
+class _Request(msgspec.Struct, forbid_unknown_fields=True):
+    """A hook call (the CDS Hooks 2.0 request's elements) whose prefetch is Bundles or nulls: the usual
+    body, split in one pass down to its entries. Any other body is split key by key."""
+
+    hook: msgspec.Raw = UNSET
+    hookInstance: msgspec.Raw = UNSET
+    fhirServer: msgspec.Raw = UNSET
+    fhirAuthorization: msgspec.Raw = UNSET
+    context: msgspec.Raw = UNSET
+    prefetch: dict[str, _Bundle | None] = UNSET
+    extension: msgspec.Raw = UNSET
+
+
+class _RequestByKey(_Request, forbid_unknown_fields=True):
+    """A hook call whose prefetch is an object of anything (a Patient beside the Bundles, as most EHRs
+    send it): split in one pass down to its keys, each Bundle then down to its entries."""
+
+    prefetch: dict[str, msgspec.Raw] = UNSET  # type: ignore[assignment]
+
+
+_REQUEST_ELEMENTS = _Request.__struct_fields__
+_request = msgspec.json.Decoder(_Request)
+_request_by_key = msgspec.json.Decoder(_RequestByKey)
 _object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _bundle = msgspec.json.Decoder(_Bundle)
 _bundles = msgspec.json.Decoder(dict[str, _Bundle | None])  # a prefetch of Bundles (or nulls) in one pass
 _loads: Callable[[Any], Any] = orjson.loads
+
+
+def _all_bundles(bundles: dict[str, _Bundle | None]) -> bool:
+    """False when some value is a resource whose elements happen to be a Bundle's."""
+    return all(bundle is None or bundle.resourceType == "Bundle" for bundle in bundles.values())
 
 
 class _Whole(Exception):
@@ -77,6 +106,32 @@ class HookBodyDecoder:
             return _loads(raw)
 
     def _split(self, raw: bytes) -> dict[str, Any]:
+        try:  # every prefetch key a Bundle or null: split in the same pass as the envelope
+            request: _Request = _request.decode(raw)
+        except msgspec.ValidationError:
+            return self._split_prefetch_by_key(raw)
+        bundles = request.prefetch
+        if bundles is not UNSET and not _all_bundles(bundles):
+            return self._split_prefetch_by_key(raw)
+        return self._body(request, self._bundles)
+
+    def _split_prefetch_by_key(self, raw: bytes) -> dict[str, Any]:
+        try:  # a resource (or anything) beside the Bundles
+            request: _Request = _request_by_key.decode(raw)
+        except msgspec.ValidationError:  # another element, a prefetch that is not an object, not an object
+            return self._split_by_key(raw)
+        return self._body(request, lambda keys: {key: self._value(value) for key, value in keys.items()})
+
+    @staticmethod
+    def _body(request: _Request, prefetch: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for name in _REQUEST_ELEMENTS:
+            value = getattr(request, name)
+            if value is not UNSET:
+                body[name] = prefetch(value) if name == "prefetch" else _loads(memoryview(value))
+        return body
+
+    def _split_by_key(self, raw: bytes) -> dict[str, Any]:
         try:
             parts = _object.decode(raw)
         except msgspec.ValidationError:  # not an object: orjson answers as before
@@ -91,8 +146,11 @@ class HookBodyDecoder:
             bundles = _bundles.decode(raw)
         except msgspec.ValidationError:  # a resource, anything else: key by key
             return self._prefetch_by_key(raw)
-        if any(bundle is not None and bundle.resourceType != "Bundle" for bundle in bundles.values()):
+        if not _all_bundles(bundles):
             return self._prefetch_by_key(raw)  # a resource whose elements happen to be a Bundle's
+        return self._bundles(bundles)
+
+    def _bundles(self, bundles: dict[str, _Bundle | None]) -> dict[str, Any]:
         return {key: None if bundle is None else self._bundle(bundle) for key, bundle in bundles.items()}
 
     def _prefetch_by_key(self, raw: msgspec.Raw) -> Any:

@@ -91,6 +91,15 @@ def evaluator() -> Evaluator:
     return Evaluator(load_catalog(ROOT / "cards"), CardSource("test"))
 
 
+def test_a_real_record_with_its_patient_in_the_patient_key_decodes_to_what_is_read_of_it() -> None:
+    """The shape most EHRs send: the Patient read beside the searchset Bundles."""
+    body = synthea_body(PATIENTS[0])
+    entries = body["prefetch"]["observations"]["entry"]
+    body["prefetch"]["patient"] = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient")
+    raw = orjson.dumps(body)
+    assert DECODER.decode(raw) == projected(orjson.loads(raw))
+
+
 @pytest.mark.parametrize("path", PATIENTS, ids=lambda p: p.stem)
 def test_a_real_record_decodes_to_what_is_read_of_it(path: Path, evaluator: Evaluator) -> None:
     raw = orjson.dumps(synthea_body(path))
@@ -196,6 +205,10 @@ UNEXPECTED = {
                                                                                  "id": "p1"}}}),
     "an entry with an element FHIR does not define, every key a Bundle": bundles_only(extra={"a": 1}),
     "an entry with a request, every key a Bundle": bundles_only(request={"method": "GET", "url": "Condition"}),
+    "an element the request does not define": orjson.dumps({**fixture_body(), "extra": {"a": [1, 2]}}),
+    "an element the request does not define, every key a Bundle": replaced(
+        bundles_only(), b'"hook":', b'"extra":{"a":[1,2]},"hook":'),
+    "a request element twice, every key a Bundle": replaced(bundles_only(), b'"hook":', b'"context":7,"hook":'),
     "big numbers": _with_bundle(total=1).replace(b'"total":1', b'"total":123456789012345678901234567890'),
 }
 

@@ -27,7 +27,7 @@ from .codes import CodeIndex
 from .encounters import current_encounters, diagnosis_dates, read_encounter
 from .identity import other_patients
 from .notes import AttachmentContent, read_note, select_notes
-from .observations import ObservationReader, observation_time
+from .observations import ObservationReader, observation_times
 from .reading import Reading, reference_of
 from .resources import read_condition, read_medication, read_order, read_procedure, read_report
 from .statements import CodedStatements, SilentConcepts, StatementReader
@@ -137,19 +137,22 @@ class Recognizer:
 
     def _observations(self, raws: list[dict[str, Any]], reading: Reading) -> list[Fact]:
         """Newest first; of each coded concept only the latest few are read (rules read only those)."""
-        timed = [(observation_time(raw), raw) for raw in raws]
+        timed = list(zip(observation_times(raws), raws, strict=True))
         timed.sort(key=lambda pair: pair[0].timestamp() if pair[0] else float("-inf"), reverse=True)
         reader = ObservationReader(reading)
         kept: dict[str, int] = {}
+        full: set[str] = set()  # concepts read OBSERVATIONS_KEPT_PER_CONCEPT times already
         facts: list[Fact] = []
         for when, raw in timed:
-            coded = self._coded_concepts(raw.get("code"))
-            if coded and all(kept.get(c, 0) >= OBSERVATIONS_KEPT_PER_CONCEPT for c in coded):
+            # an Observation can only be passed over once some concept is full: its codes are looked up then
+            if full and (coded := self._coded_concepts(raw.get("code"))) and coded <= full:
                 continue
             found = reader.read(raw, when)
             if found:  # an invalid one is named as unread and leaves its place to the next
-                for concept in coded:
+                for concept in self._coded_concepts(raw.get("code")):
                     kept[concept] = kept.get(concept, 0) + 1
+                    if kept[concept] >= OBSERVATIONS_KEPT_PER_CONCEPT:
+                        full.add(concept)
             facts += found
         return facts
 

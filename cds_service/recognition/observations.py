@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ..knowledge.answers import Answers
-from ..record.fhir_time import first_time
+from ..record.fhir_time import first_time, parse_fhir_datetime
 from ..record.model import Fact
 from .raw_json import listed
 from .reading import Reading, facts_from, label_of, reference_of, status_of
@@ -35,6 +35,23 @@ ANSWERS_READ = frozenset({"valueCodeableConcept", "valueString"})  # answers tha
 
 def observation_time(raw: Mapping[str, Any]) -> datetime | None:
     return first_time(raw, *OBSERVATION_TIMES)
+
+
+def observation_times(raws: Iterable[Mapping[str, Any]]) -> list[datetime | None]:
+    """`observation_time` of each; an effectiveDateTime string is parsed once per call (a record's
+    vital signs and labs share the times of their visits)."""
+    parsed: dict[str, datetime | None] = {}
+    times: list[datetime | None] = []
+    for raw in raws:
+        written = raw.get(OBSERVATION_TIMES[0])
+        if type(written) is not str:
+            times.append(observation_time(raw))
+            continue
+        if written not in parsed:
+            parsed[written] = parse_fhir_datetime(written)
+        when = parsed[written]
+        times.append(when if when is not None else first_time(raw, *OBSERVATION_TIMES[1:]))
+    return times
 
 
 def _codings(concept: Any) -> Iterable[tuple[str | None, str | None, str | None]]:

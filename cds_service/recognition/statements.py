@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..knowledge.codes import CodeEntry
 from ..record.model import Unread
 from .budget import TextBudget
@@ -21,6 +23,8 @@ from .codes import CodeIndex
 from .raw_json import listed
 from .sides import side_in_words
 from .text import ClinicalText, Mention, TextNotRead
+
+_dumps = orjson.dumps
 
 
 @dataclass(frozen=True)
@@ -55,33 +59,19 @@ def _cut(text: str, max_chars: int) -> str:
     return cut if cut.isascii() else unicodedata.normalize("NFKC", cut)
 
 
-_SILENT_KEY_CHARS = 1_024  # a longer CodeableConcept is read every time, never kept
+_SILENT_KEY_CHARS = 1_024  # a CodeableConcept written longer is read every time, never kept
 
 
-def _concept_key(item: Any, max_chars: int) -> tuple[Any, ...] | None:
-    """A CodeableConcept as a key: every element as written, each coding's too (None when it is not an
-    object; a key holding an object or a list deeper down is not hashable, and never kept)."""
+def _concept_key(item: Any, max_chars: int) -> tuple[int, bytes] | None:
+    """A CodeableConcept as a key: the length its texts are read to and its JSON as written (every
+    element, in order, nested ones too); None when it is not an object or cannot be written back (an
+    integer beyond 64 bits, nesting deeper than orjson writes)."""
     if type(item) is not dict:
         return None
-    parts: list[Any] = [max_chars]
-    for name, value in item.items():
-        if name == "coding" and type(value) is list:
-            value = tuple([tuple(coding.items()) if type(coding) is dict else coding for coding in value])
-        parts.append((name, value))
-    return tuple(parts)
-
-
-def _key_chars(key: tuple[Any, ...]) -> int:
-    """Characters of the strings of a key (what keeping it costs), at most two levels down."""
-    size = 0
-    for part in key[1:]:
-        name, value = part
-        size += len(name)
-        for inner in value if type(value) is tuple else (value,):
-            for pair in inner if type(inner) is tuple else (inner,):
-                for atom in pair if type(pair) is tuple else (pair,):
-                    size += len(atom) if type(atom) is str else 8
-    return size
+    try:
+        return max_chars, _dumps(item)
+    except orjson.JSONEncodeError:
+        return None
 
 
 class SilentConcepts:
@@ -89,22 +79,15 @@ class SilentConcepts:
     worker: most of a real record's Observations ask what no rule reads, again and again."""
 
     def __init__(self, max_kept: int = 20_000) -> None:
-        self._kept: set[tuple[Any, ...]] = set()
+        self._kept: set[tuple[int, bytes]] = set()
         self._max = max_kept
         self._lock = threading.Lock()
 
-    def __contains__(self, key: tuple[Any, ...] | None) -> bool:
-        try:
-            return key is not None and key in self._kept
-        except TypeError:  # an object or a list inside: not a key
-            return False
+    def __contains__(self, key: tuple[int, bytes] | None) -> bool:
+        return key is not None and key in self._kept
 
-    def add(self, key: tuple[Any, ...]) -> None:
-        try:
-            hash(key)
-        except TypeError:
-            return
-        if _key_chars(key) > _SILENT_KEY_CHARS:
+    def add(self, key: tuple[int, bytes]) -> None:
+        if len(key[1]) > _SILENT_KEY_CHARS:
             return
         with self._lock:
             if len(self._kept) >= self._max:

@@ -85,3 +85,27 @@ def test_a_local_code_remembered_as_silent_still_reads_a_row_that_names_a_findin
     record = worker.record([F.patient(), silent, named], "p1", NOW)
     assert {(c, f.present, f.laterality) for f in record.observations for c in f.concepts} & {
         ("calf-swelling", True, "right"), ("leg-swelling", True, "right")}
+
+
+def test_a_concept_is_remembered_by_all_it_writes_nested_elements_too(recognizer: Recognizer) -> None:
+    """The key of a CodeableConcept known to say nothing is everything it writes: the same concept written
+    again is recognised, one that differs only deep inside (a coding's extension) or in the type of a
+    value (1 or true) is another concept, and one written too long is never kept."""
+    from cds_service.recognition.statements import _SILENT_KEY_CHARS, SilentConcepts, _concept_key
+
+    def coded(**extra: Any) -> dict[str, Any]:
+        return {"coding": [{"system": "http://loinc.org", "code": "8302-2", "display": "Body Height", **extra}],
+                "text": "Body Height"}
+
+    silent = SilentConcepts()
+    silent.add(_concept_key(coded(extension=[{"url": "x", "valueInteger": 1}]), 2_000))
+    assert _concept_key(coded(extension=[{"url": "x", "valueInteger": 1}]), 2_000) in silent
+    assert _concept_key(coded(extension=[{"url": "x", "valueInteger": 2}]), 2_000) not in silent
+    assert _concept_key(coded(extension=[{"url": "x", "valueBoolean": True}]), 2_000) not in silent
+    assert _concept_key(coded(extension=[{"url": "x", "valueInteger": 1}]), 100) not in silent
+    assert _concept_key(coded(userSelected=1), 2_000) != _concept_key(coded(userSelected=True), 2_000)
+    assert _concept_key(["not", "an", "object"], 2_000) is None
+    assert _concept_key(coded(big=2**70), 2_000) is None  # not written back by orjson: read every time
+    long = _concept_key(coded(display="x" * _SILENT_KEY_CHARS), 2_000)
+    silent.add(long)
+    assert long not in silent
