@@ -9,9 +9,9 @@ when it sleeps, and writes at once (a quiet service records a card within millis
 write it pauses GATHER_SECONDS and looks again, and sleeps only when that finds nothing: while calls
 keep coming, the calls of each pause go in one transaction and nobody wakes it (a `queue.Queue`
 notified the writer on every call, a tenth of a worker's GIL time; waking it after every write of one
-call still cost 4 % at 300 calls a second, bench/ py-spy). The pause is what is left of GATHER_SECONDS
-since the write began: after a slow write (a database that was frozen) what queued meanwhile is written
-at once.
+call still cost 4 % at 300 calls a second, bench/ py-spy). The pause is whole even after a slow write:
+under load a write waits for the GIL, and counting the pause from its start made writes smaller and
+more frequent (one run: 345 writes for 2,000 calls against 226, and 40 % more writer CPU per call).
 """
 
 from __future__ import annotations
@@ -108,13 +108,9 @@ class ShownRecorder:
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            began = time.monotonic()
-            written = self._write_queued()
-            if written < 0:
-                return
-            if written:  # calls are coming: those of the rest of GATHER_SECONDS join one write, unwoken
-                time.sleep(max(0.0, began + GATHER_SECONDS - time.monotonic()))
+        while (written := self._write_queued()) >= 0:
+            if written:  # calls are coming: the calls of the next GATHER_SECONDS join one write, unwoken
+                time.sleep(GATHER_SECONDS)
                 continue
             self._sleeping = True
             if not self._queued:  # after setting _sleeping: a call that appends now also wakes us
