@@ -8,120 +8,95 @@ checks the response of every knowledge case in the tests (tests/clinical/test_ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any, Literal
 
 Indicator = Literal["info", "warning", "critical"]
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+class _SpecJson:
+    """Writes a part of a card as spec JSON: its fields in the order declared, without None and empty
+    tuples (the spec has no null and no empty array); parts write themselves, tuples as arrays."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            if isinstance(value, _SpecJson):
+                value = value.to_json()
+            elif type(value) is tuple:
+                value = [item.to_json() for item in value]
+            out[name] = value
+        return out
+
+
 @dataclass(frozen=True, slots=True)
-class OutCoding:
+class OutCoding(_SpecJson):
     system: str
     code: str
     display: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out = {"system": self.system, "code": self.code}
-        if self.display is not None:
-            out["display"] = self.display
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class Source(_SpecJson):
     label: str
     url: str | None = None
     topic: OutCoding | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label}
-        if self.url is not None:
-            out["url"] = self.url
-        if self.topic is not None:
-            out["topic"] = self.topic.to_json()
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class Action:
+class Action(_SpecJson):
     type: Literal["create", "update", "delete"]
     description: str
     resource: dict[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "description": self.description}
-        if self.resource is not None:
-            out["resource"] = self.resource
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class Suggestion:
+class Suggestion(_SpecJson):
     label: str
     uuid: str
     isRecommended: bool  # always sent: some clients' models require it
     actions: tuple[Action, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label, "uuid": self.uuid, "isRecommended": self.isRecommended}
-        if self.actions:
-            out["actions"] = [action.to_json() for action in self.actions]
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class Link:
+class Link(_SpecJson):
     label: str
     url: str
     type: Literal["absolute", "smart"] = "absolute"
     appContext: str | None = None  # smart links only
 
-    def to_json(self) -> dict[str, Any]:
-        out = {"label": self.label, "url": self.url, "type": self.type}
-        if self.appContext is not None:
-            out["appContext"] = self.appContext
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class OverrideReasonOut:
+class OverrideReasonOut(_SpecJson):
     code: str
     system: str
     display: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "system": self.system, "display": self.display}
 
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """One CDS Hooks card; empty tuples are left out of the JSON (the spec allows no empty array)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Card(_SpecJson):
+    """One CDS Hooks card, its fields in the spec's order."""
 
     uuid: str
     summary: str
+    detail: str | None = None
     indicator: Indicator
     source: Source
-    detail: str | None = None
     suggestions: tuple[Suggestion, ...] = ()
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: tuple[OverrideReasonOut, ...] = ()
     links: tuple[Link, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"uuid": self.uuid, "summary": self.summary}
-        if self.detail is not None:
-            out["detail"] = self.detail
-        out["indicator"] = self.indicator
-        out["source"] = self.source.to_json()
-        if self.suggestions:
-            out["suggestions"] = [suggestion.to_json() for suggestion in self.suggestions]
-        if self.selectionBehavior is not None:
-            out["selectionBehavior"] = self.selectionBehavior
-        if self.overrideReasons:
-            out["overrideReasons"] = [reason.to_json() for reason in self.overrideReasons]
-        if self.links:
-            out["links"] = [link.to_json() for link in self.links]
-        return out
 
 
 def response_body(cards: tuple[Card, ...] | list[Card]) -> dict[str, Any]:
