@@ -145,11 +145,12 @@ class Recognizer:
         facts: list[Fact] = []
         for when, raw in timed:
             # an Observation can only be passed over once some concept is full: its codes are looked up then
-            if full and (coded := self._coded_concepts(raw.get("code"))) and coded <= full:
+            coded = self._coded_concepts(raw.get("code")) if full else None
+            if coded and coded <= full:
                 continue
             found = reader.read(raw, when)
             if found:  # an invalid one is named as unread and leaves its place to the next
-                for concept in self._coded_concepts(raw.get("code")):
+                for concept in coded if coded is not None else self._coded_concepts(raw.get("code")):
                     kept[concept] = kept.get(concept, 0) + 1
                     if kept[concept] >= OBSERVATIONS_KEPT_PER_CONCEPT:
                         full.add(concept)
